@@ -1,0 +1,286 @@
+"""Turn build.toml text into a `BuildConfig`, collecting every problem in one pass.
+
+Edition 5 is read as is. A file without an edition that has the edition-4 shape is upgraded in
+memory with a warning. Anything older is refused here with a pointer to `update-build`
+(see `migrate.py`), which is the only command that reads those formats.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import sys
+import types
+from dataclasses import MISSING, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from packaging.version import Version
+
+from ..errors import ConfigError, Problem
+from . import rules
+from .model import (
+    CURRENT_EDITION,
+    FRAMEWORKS,
+    BuildConfig,
+    General,
+    Kernel,
+    NoarchFramework,
+    TorchFramework,
+    TvmFfiFramework,
+)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+log = logging.getLogger("kernel_builder")
+
+FRAMEWORK_CLASSES = {"torch": TorchFramework, "torch-noarch": NoarchFramework, "tvm-ffi": TvmFfiFramework}
+# [torch-noarch] historically used snake_case keys; both spellings are accepted.
+NOARCH_ALIASES = {"cuda_capabilities": "cuda-capabilities", "rocm_archs": "rocm-archs"}
+
+_BAD = object()  # marks a value that failed conversion (a problem was already recorded)
+
+
+def join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def describe(value: Any) -> str:
+    """A short human description of a TOML value's type, for type errors."""
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int):
+        return f"an integer ({value})"
+    if isinstance(value, float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+def _convert_value(hint: Any, raw: Any, path: str, problems: list[Problem]) -> Any:
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        options = [a for a in get_args(hint) if a is not type(None)]
+        if len(options) == 1:
+            return _convert_value(options[0], raw, path, problems)
+    if hint is str:
+        if isinstance(raw, str):
+            return raw
+        problems.append(Problem(path, f"expected a string, got {describe(raw)}"))
+        return _BAD
+    if hint is int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        problems.append(Problem(path, f"expected an integer, got {describe(raw)}"))
+        return _BAD
+    if hint is Version:
+        if not isinstance(raw, str):
+            problems.append(Problem(path, f"expected a version string such as \"2.12\", got {describe(raw)}"))
+            return _BAD
+        return Version(raw) if rules.check_version_string(raw, problems, path) else _BAD
+    if origin is tuple:
+        (item_hint, _ellipsis) = get_args(hint)
+        if not isinstance(raw, list):
+            problems.append(Problem(path, f"expected an array, got {describe(raw)}"))
+            return _BAD
+        items = [_convert_value(item_hint, item, f"{path}[{i}]", problems) for i, item in enumerate(raw)]
+        return _BAD if any(i is _BAD for i in items) else tuple(items)
+    if is_dataclass(hint):
+        if not isinstance(raw, dict):
+            problems.append(Problem(path, f"expected a table, got {describe(raw)}"))
+            return _BAD
+        result = convert_table(hint, raw, path, problems)
+        return _BAD if result is None else result
+    raise TypeError(f"no converter for {hint!r}")  # a bug in the model, not user input
+
+
+def unknown_key(table_path: str, name: str, allowed: list[str]) -> Problem:
+    close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return Problem(join(table_path, name), "unknown key", hint + "allowed keys: " + ", ".join(allowed))
+
+
+def convert_table(cls: type, table: dict, path: str, problems: list[Problem], **extra: Any) -> Any:
+    """Build dataclass `cls` from a TOML table; return None if anything was wrong."""
+    hints = get_type_hints(cls)
+    by_key = {f.metadata["key"]: f for f in fields(cls) if "key" in f.metadata}
+    before = len(problems)
+    for name in table:
+        if name not in by_key:
+            problems.append(unknown_key(path, name, list(by_key)))
+    values: dict[str, Any] = dict(extra)
+    for toml_key, f in by_key.items():
+        sub = join(path, toml_key)
+        if toml_key not in table:
+            if f.default is MISSING and f.default_factory is MISSING:
+                problems.append(Problem(sub, "missing required key"))
+            continue
+        if f.name == "stable_abi":
+            value = _convert_stable_abi(table[toml_key], sub, problems)
+        else:
+            value = _convert_value(hints[f.name], table[toml_key], sub, problems)
+        if value is _BAD:
+            continue
+        check = f.metadata.get("check")
+        if check is not None:
+            check(value, problems, sub)
+        values[f.name] = value
+    if len(problems) > before:
+        return None
+    return cls(**values)
+
+
+def _convert_stable_abi(raw: Any, path: str, problems: list[Problem]) -> Any:
+    """`stable-abi` is one version for every backend or a table of backend = version."""
+    from .model import GENERAL_BACKENDS
+
+    if isinstance(raw, str):
+        return _convert_value(Version, raw, path, problems)
+    if isinstance(raw, dict):
+        result = {}
+        for backend, version in raw.items():
+            if backend not in GENERAL_BACKENDS:
+                problems.append(Problem(join(path, backend), f"unknown backend {backend!r}", "allowed: " + ", ".join(GENERAL_BACKENDS)))
+                continue
+            value = _convert_value(Version, version, join(path, backend), problems)
+            if value is not _BAD:
+                result[backend] = value
+        return result
+    problems.append(Problem(path, f"expected a version string or a table of backend = version, got {describe(raw)}"))
+    return _BAD
+
+
+def read_toml(path: Path) -> dict:
+    """Read and parse a TOML file, turning I/O and syntax errors into a ConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, [Problem("", "no such file", "a kernel directory holds build.toml")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [Problem("", f"cannot be read: {exc}")]) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [Problem("", f"invalid TOML: {exc}")]) from None
+
+
+def parse_document(data: dict, file: Path | str = "build.toml", *, root: Path | None = None) -> BuildConfig:
+    """Parse a TOML document (already decoded) into an edition-5 model, or raise ConfigError.
+
+    With `root`, the paths the document lists are checked too. Every table is converted and
+    checked on its own, so one pass reports the problems of all of them.
+    """
+    from . import migrate
+
+    general = data.get("general")
+    if not isinstance(general, dict):
+        problem = "missing [general] table" if general is None else f"expected a table, got {describe(general)}"
+        raise ConfigError(file, [Problem("general", problem)])
+
+    edition = general.get("edition")
+    if edition is None:
+        reasons = migrate.legacy_reasons(data)
+        if reasons:
+            raise ConfigError(
+                file,
+                [Problem("", "uses a format older than edition 4 (" + "; ".join(reasons) + ")", "convert it with `kernel-builder update-build`")],
+            )
+        v5_only = migrate.edition5_only_keys(data)
+        if v5_only:
+            raise ConfigError(file, [Problem(k, "needs edition 5", "add `edition = 5` to [general]") for k in v5_only])
+        source_edition = 4
+    elif isinstance(edition, bool) or not isinstance(edition, int):
+        raise ConfigError(file, [Problem("general.edition", f"expected an integer, got {describe(edition)}", "this kernel-builder reads edition 5")])
+    elif edition != CURRENT_EDITION:
+        raise ConfigError(file, [Problem("general.edition", f"unsupported edition {edition}", "this kernel-builder reads edition 5 (and edition-4 files, which have no edition key)")])
+    else:
+        source_edition = CURRENT_EDITION
+
+    problems: list[Problem] = []
+    config = build_model(data, problems, str(file), root)
+    if problems:
+        raise ConfigError(file, problems)
+    assert config is not None
+    if source_edition != CURRENT_EDITION:
+        log.warning("%s has no edition (edition-4 format); read as edition 5. Run `kernel-builder update-build` to convert the file.", file)
+    return BuildConfig(config.general, config.framework, config.kernels, source_edition=source_edition)
+
+
+def build_model(data: dict, problems: list[Problem], file: str = "build.toml", root: Path | None = None) -> BuildConfig | None:
+    """Convert and check every table; record problems and return None if any was wrong."""
+    from . import validate
+
+    before = len(problems)
+    allowed_top = ["general", *FRAMEWORKS, "kernel"]
+    for name in data:
+        if name not in allowed_top:
+            problems.append(unknown_key("", name, allowed_top))
+
+    general = convert_table(General, data["general"], "general", problems)
+    if general is not None:
+        problems.extend(validate.validate_general(general, file))
+
+    present = [name for name in FRAMEWORKS if name in data]
+    framework = None
+    if not present:
+        problems.append(Problem("", "missing framework table", "add one of [torch], [torch-noarch] or [tvm-ffi]"))
+    elif len(present) > 1:
+        problems.append(Problem("", "more than one framework table: " + ", ".join(f"[{p}]" for p in present), "keep exactly one of [torch], [torch-noarch] or [tvm-ffi]"))
+    else:
+        name = present[0]
+        table = data[name]
+        if not isinstance(table, dict):
+            problems.append(Problem(name, f"expected a table, got {describe(table)}"))
+        else:
+            if name == "torch-noarch":
+                table = {NOARCH_ALIASES.get(k, k): v for k, v in table.items()}
+            framework = convert_table(FRAMEWORK_CLASSES[name], table, name, problems)
+    if framework is not None:
+        problems.extend(validate.validate_framework(framework, general, bool(data.get("kernel")), file))
+
+    kernels: list[Kernel] = []
+    kernel_tables = data.get("kernel", {})
+    if not isinstance(kernel_tables, dict):
+        problems.append(Problem("kernel", f"expected a table, got {describe(kernel_tables)}"))
+    else:
+        for kname, table in kernel_tables.items():
+            path = f"kernel.{kname}"
+            if not isinstance(table, dict):
+                problems.append(Problem(path, f"expected a table, got {describe(table)}"))
+                continue
+            kernel = convert_table(Kernel, table, path, problems, name=kname)
+            if kernel is not None:
+                kernels.append(kernel)
+                problems.extend(validate.validate_kernel(kernel, general, present[0] if len(present) == 1 else None, file))
+
+    if root is not None:
+        python_name = general.python_name if general is not None else None
+        problems.extend(validate.validate_paths(root, framework, tuple(kernels), python_name))
+
+    if len(problems) > before or general is None or framework is None:
+        return None
+    return BuildConfig(general, framework, tuple(kernels))
+
+
+def load_config(kernel_dir: Path | str, *, check_files: bool = True) -> BuildConfig:
+    """Read `<kernel_dir>/build.toml` (edition 5 or 4) and validate it.
+
+    With `check_files`, every source, include and Python package path must exist inside the
+    kernel directory. Raises ConfigError listing every problem found.
+    """
+    root = Path(kernel_dir)
+    path = root / "build.toml"
+    if root.is_file() and root.name == "build.toml":
+        path, root = root, root.parent
+    elif not root.is_dir():
+        raise ConfigError(root, [Problem("", "no such directory", "pass a kernel directory holding build.toml")])
+    config = parse_document(read_toml(path), path, root=root if check_files else None)
+    return BuildConfig(config.general, config.framework, config.kernels, path=path.absolute(), source_edition=config.source_edition)

@@ -1,0 +1,1 @@
+"""Nix data and expressions; shipped so the CLI can read the matrix."""

@@ -1,0 +1,1 @@
+"""Jinja templates rendered into a kernel's generated build tree (package data)."""
