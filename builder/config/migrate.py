@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError, Problem
+from . import rules
 from .model import CURRENT_EDITION, FRAMEWORKS, KERNEL_BACKENDS
 
 DEFAULT_LICENSE = "Apache-2.0"
@@ -125,7 +126,7 @@ def migrate(data: dict, *, license: str | None = None, file: str = "build.toml")
 
     reasons = legacy_reasons(data)
     notes: list[str] = []
-    result = _migrate_legacy(data, notes, license) if reasons else _migrate_edition4(data)
+    result = _migrate_legacy(data, notes, license, file) if reasons else _migrate_edition4(data)
     return Migration(result, notes, "legacy (" + "; ".join(reasons) + ")" if reasons else "edition 4")
 
 
@@ -135,7 +136,34 @@ def _migrate_edition4(data: dict) -> dict:
     return _ordered(out, ["general", *FRAMEWORKS, "kernel"])
 
 
-def _migrate_legacy(data: dict, notes: list[str], license: str | None) -> dict:
+def _move_backend_python_depends(general: dict, notes: list[str]) -> None:
+    """Older formats listed backend-only Python dependencies (nvidia-cutlass-dsl) in [general];
+    edition 5 keeps them in [general.<backend>]."""
+    deps = general.get("python-depends")
+    if not isinstance(deps, list):
+        return
+    scopes = rules.python_dependencies()
+    keep = []
+    for dep in deps:
+        owners = [s for s, names in scopes.items() if s != "general" and dep in names]
+        if dep in scopes.get("general", {}) or len(owners) != 1:
+            keep.append(dep)  # general, or unknown: left for validation to report
+            continue
+        scope = general.setdefault(owners[0], {})
+        if isinstance(scope, dict):
+            scope.setdefault("python-depends", [])
+            if dep not in scope["python-depends"]:
+                scope["python-depends"].append(dep)
+            notes.append(f"python dependency {dep!r} moved from [general] to [general.{owners[0]}]")
+        else:
+            keep.append(dep)
+    if keep:
+        general["python-depends"] = keep
+    else:
+        del general["python-depends"]
+
+
+def _migrate_legacy(data: dict, notes: list[str], license: str | None, file: str = "build.toml") -> dict:
     general = dict(data["general"])
     torch = dict(data.get("torch", {})) if isinstance(data.get("torch"), dict) else None
     kernels_in = data.get("kernel", {}) if isinstance(data.get("kernel"), dict) else {}
@@ -143,7 +171,7 @@ def _migrate_legacy(data: dict, notes: list[str], license: str | None) -> dict:
     # Name: the seed era kept it in [torch]; underscores were allowed then.
     raw_name = general.pop("name", None) or (torch or {}).get("name")
     if raw_name is None:
-        raise ConfigError("build.toml", [Problem("general.name", "missing required key", "update-build needs the kernel name")])
+        raise ConfigError(file, [Problem("general.name", "missing required key", "update-build needs the kernel name")])
     name = _kernel_name(str(raw_name))
     if name != raw_name:
         notes.append(f"name {raw_name!r} became {name!r} (names use dashes); the Python module is still {name.replace('-', '_')!r}")
@@ -156,7 +184,7 @@ def _migrate_legacy(data: dict, notes: list[str], license: str | None) -> dict:
         language = table.pop("language", None)
         backend = table.get("backend") or LANGUAGE_BACKEND.get(language or "cuda")
         if backend is None:
-            raise ConfigError("build.toml", [Problem(f"kernel.{kname}.language", f"unknown language {language!r}", "cuda, cuda-hipify or metal")])
+            raise ConfigError(file, [Problem(f"kernel.{kname}.language", f"unknown language {language!r}", "cuda, cuda-hipify or metal")])
         table["backend"] = backend
         if "capabilities" in table:
             table["cuda-capabilities"] = table.pop("capabilities")
@@ -166,7 +194,7 @@ def _migrate_legacy(data: dict, notes: list[str], license: str | None) -> dict:
             rocm["backend"] = "rocm"
             twin = f"{kname}_rocm"
             if twin in kernels_in:
-                raise ConfigError("build.toml", [Problem(f"kernel.{kname}.language", f"cuda-hipify needs to create kernel.{twin}, which already exists", "rename one of them")])
+                raise ConfigError(file, [Problem(f"kernel.{kname}.language", f"cuda-hipify needs to create kernel.{twin}, which already exists", "rename one of them")])
             table.pop("rocm-archs", None)
             table.pop("hip-flags", None)
             kernels[kname] = _ordered(table, KERNEL_ORDER)
@@ -204,6 +232,7 @@ def _migrate_legacy(data: dict, notes: list[str], license: str | None) -> dict:
     out_general.update(general)  # upstream, source, python-depends, hub, xpu, neuron ...
     if cuda:
         out_general["cuda"] = cuda
+    _move_backend_python_depends(out_general, notes)
 
     out: dict[str, Any] = {"general": _ordered(out_general, GENERAL_ORDER)}
     if universal or not any(n in data for n in FRAMEWORKS):

@@ -241,6 +241,9 @@ def build_model(data: dict, problems: list[Problem], file: str = "build.toml", r
             problems.append(Problem(name, f"expected a table, got {describe(table)}"))
         else:
             if name == "torch-noarch":
+                for alias, canonical in NOARCH_ALIASES.items():
+                    if alias in table and canonical in table:
+                        problems.append(Problem(f"{name}.{alias}", f"given twice, as {alias} and as {canonical}", "keep one spelling"))
                 table = {NOARCH_ALIASES.get(k, k): v for k, v in table.items()}
             framework = convert_table(FRAMEWORK_CLASSES[name], table, name, problems)
     if framework is not None:
@@ -261,9 +264,8 @@ def build_model(data: dict, problems: list[Problem], file: str = "build.toml", r
                 kernels.append(kernel)
                 problems.extend(validate.validate_kernel(kernel, general, present[0] if len(present) == 1 else None, file))
 
-    if root is not None:
-        python_name = general.python_name if general is not None else None
-        problems.extend(validate.validate_paths(root, framework, tuple(kernels), python_name))
+    python_name = general.python_name if general is not None else None
+    problems.extend(validate.validate_paths(root, framework, tuple(kernels), python_name))
 
     if len(problems) > before or general is None or framework is None:
         return None

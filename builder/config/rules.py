@@ -45,7 +45,7 @@ def python_dependencies() -> dict[str, dict[str, dict]]:
 
 
 def check_kernel_name(value: str, problems: list[Problem], path: str) -> None:
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         problems.append(Problem(path, f"invalid kernel name {value!r}", NAME_RULE))
 
 
@@ -67,7 +67,7 @@ def check_backends(value: tuple[str, ...], problems: list[Problem], path: str) -
 
 
 def check_git_url(value: str, problems: list[Problem], path: str) -> None:
-    if SCP_GIT_RE.match(value):
+    if SCP_GIT_RE.fullmatch(value):
         return
     parsed = urlparse(value)
     if parsed.scheme not in GIT_SCHEMES or not parsed.netloc:
@@ -77,24 +77,24 @@ def check_git_url(value: str, problems: list[Problem], path: str) -> None:
 
 
 def check_repo_id(value: str, problems: list[Problem], path: str) -> None:
-    if not REPO_ID_RE.match(value):
+    if not REPO_ID_RE.fullmatch(value):
         problems.append(Problem(path, f"{value!r} is not a Hub repository id", "use <owner>/<name>, e.g. kernels-community/relu"))
 
 
 def check_version_string(value: str, problems: list[Problem], path: str) -> bool:
-    if not VERSION_RE.match(value):
+    if not VERSION_RE.fullmatch(value):
         problems.append(Problem(path, f"{value!r} is not a version", "dot-separated numbers, e.g. 2.12 or 12.8"))
         return False
     return True
 
 
 def check_capability(value: str, problems: list[Problem], path: str) -> None:
-    if not CAPABILITY_RE.match(value):
+    if not CAPABILITY_RE.fullmatch(value):
         problems.append(Problem(path, f"{value!r} is not a CUDA capability", CAPABILITY_RULE))
 
 
 def check_rocm_arch(value: str, problems: list[Problem], path: str) -> None:
-    if not ROCM_ARCH_RE.match(value):
+    if not ROCM_ARCH_RE.fullmatch(value):
         problems.append(Problem(path, f"{value!r} is not a ROCm architecture", "a gfx target, e.g. gfx90a, gfx942 or gfx90a:xnack+"))
 
 

@@ -54,7 +54,7 @@ def validate_framework(framework: Framework, general: General | None, has_kernel
     problems: list[Problem] = []
     _check_bounds(framework.minver, framework.maxver, framework.kind, problems)
     for i, ext in enumerate(framework.pyext):
-        if not PYEXT_RE.match(ext):
+        if not PYEXT_RE.fullmatch(ext):
             problems.append(Problem(f"{framework.kind}.pyext[{i}]", f"{ext!r} is not a file extension", "extensions without the dot, e.g. py, pyi, json"))
     if framework.kind == "torch-noarch":
         for i, cap in enumerate(framework.cuda_capabilities):
@@ -156,13 +156,21 @@ def validate_files(config: BuildConfig) -> list[Problem]:
     return validate_paths(config.root, config.framework, config.kernels, config.general.python_name)
 
 
-def validate_paths(root: Path, framework: Framework | None, kernels: tuple[Kernel, ...], python_name: str | None) -> list[Problem]:
-    """Path checks for whatever parts of a build.toml could be converted."""
+def validate_paths(root: Path | None, framework: Framework | None, kernels: tuple[Kernel, ...], python_name: str | None) -> list[Problem]:
+    """Path checks for whatever parts of a build.toml could be converted.
+
+    Without `root` (schema-only), only what needs no file system is checked: relative paths
+    that stay inside the kernel directory.
+    """
     problems: list[Problem] = []
 
     def add(entries: tuple[str, ...], key: str, want_dir: bool) -> None:
         for i, entry in enumerate(entries):
-            problem = check_path(root, entry, f"{key}[{i}]", want_dir=want_dir)
+            if root is None:
+                message = _relative_path_problem(entry)
+                problem = Problem(f"{key}[{i}]", message, "paths are relative to the kernel directory and stay inside it") if message else None
+            else:
+                problem = check_path(root, entry, f"{key}[{i}]", want_dir=want_dir)
             if problem:
                 problems.append(problem)
 
@@ -173,7 +181,7 @@ def validate_paths(root: Path, framework: Framework | None, kernels: tuple[Kerne
         add(kernel.src, f"kernel.{kernel.name}.src", False)
         add(kernel.include, f"kernel.{kernel.name}.include", True)
 
-    if framework is not None and python_name is not None:
+    if root is not None and framework is not None and python_name is not None:
         package = f"{framework.python_root}/{python_name}"
         init = check_path(root, f"{package}/__init__.py", f"{framework.kind}.pyext", want_dir=False)
         if init is not None:
