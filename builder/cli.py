@@ -129,5 +129,136 @@ def list_variants(kernel_dir: Path, as_json: bool, include_all: bool) -> None:
         click.echo(variant.name + ("" if variant.required else "  (optional)"))
 
 
+@main.command("create-pyproject")
+@DIR_ARG
+@click.argument("target", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option("-f", "--force", is_flag=True, help="Overwrite existing files that kernel-builder did not generate.")
+@click.option("--unique-id", metavar="ID", help="Suffix of the ops namespace (default: git tree hash, else a source hash).")
+@handle_errors
+def create_pyproject(kernel_dir: Path, target: Path | None, force: bool, unique_id: str | None) -> None:
+    """Generate a CMake/setuptools project for the kernel (into TARGET, default: the kernel dir).
+
+    The generated tree builds without kernel-builder: `cmake -S . -B _build -G Ninja &&
+    cmake --build _build && cmake --install _build`, or `pip install --no-build-isolation .`.
+    Files are recorded in .kernel-builder-generated.json so that `clean-pyproject` removes
+    exactly them; existing files that kernel-builder did not write are never overwritten
+    without --force.
+    """
+    from .config import load_config
+    from .provenance import provenance
+    from .provenance import unique_id as make_id
+    from .render import render_project, write_tree
+
+    config = load_config(kernel_dir)
+    target = target or config.root
+    files = render_project(config, make_id(config, unique_id), provenance(config), target)
+    write_tree(target, files, force=force)
+    click.echo(f"generated {len(files)} files in {target}")
+
+
+@main.command("clean-pyproject")
+@DIR_ARG
+@click.option("-f", "--force", is_flag=True, help="Also remove generated files that were edited since.")
+@click.option("--dry-run", is_flag=True, help="List what would be removed.")
+@handle_errors
+def clean_pyproject(kernel_dir: Path, force: bool, dry_run: bool) -> None:
+    """Remove the files create-pyproject generated in KERNEL_DIR (and nothing else)."""
+    from .render import clean_tree
+
+    result = clean_tree(kernel_dir, force=force, dry_run=dry_run)
+    for path in result.removed:
+        click.echo(("would remove " if dry_run else "removed ") + str(path))
+    for path in result.kept:
+        log.warning("%s was edited since it was generated; kept (use --force to remove it)", path)
+
+
+@main.command("build")
+@DIR_ARG
+@click.option("--backend", type=click.Choice(["auto", "local", "nix"]), default="auto", show_default=True, help="local: the host toolchain; nix: `nix build` on the kernel's flake; auto: nix when available.")
+@click.option("--variant", metavar="NAME", help="Build only this variant (e.g. torch213-cxx11-cpu-x86_64-linux).")
+@click.option("--python", "python", type=click.Path(path_type=Path, dir_okay=False), help="Python whose torch to build against (default: the one running kernel-builder).")
+@click.option("--max-jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Variants built at the same time.")
+@click.option("--cores", type=click.IntRange(min=1), help="Compile jobs per variant (default: MAX_JOBS, else all CPUs; divided by NVCC_THREADS).")
+@click.option("--cuda-archs", metavar="LIST", help="Build CUDA code only for these capabilities, e.g. '9.0' (development builds; env KERNEL_BUILDER_CUDA_ARCHS).")
+@click.option("--unique-id", metavar="ID", help="Suffix of the ops namespace (default: git tree hash, else a source hash).")
+@click.option("--legacy-subpackage", is_flag=True, help="Also write <variant>/<module>/__init__.py for loaders older than the flat layout.")
+@click.option("--no-import-check", is_flag=True, help="Do not load each variant in the target Python (for kernels that need a GPU at import).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors and the result.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout (for CI).")
+@handle_errors
+def build(kernel_dir: Path, backend: str, variant: str | None, python: Path | None, max_jobs: int, cores: int | None, cuda_archs: str | None,
+          unique_id: str | None, legacy_subpackage: bool, no_import_check: bool, quiet: bool, as_json: bool) -> None:
+    """Build every variant of the kernel this machine can build into build/<variant>/.
+
+    With the local backend that is the variant of the chosen Python's torch (its torch version,
+    C++ ABI and CUDA version; the CUDA toolkit from CUDA_HOME or nvcc on PATH) plus the
+    kernel's Python-only variants. Each variant is checked (layout, metadata, digest, Python
+    code, portability of every binary, loading) before it replaces the previous one; a failed
+    build keeps the previous good variant. Logs are kept in build/.kernel-builder/logs/.
+    """
+    from .build import BuildOptions, run_build
+    from .progress import Reporter
+
+    options = BuildOptions(backend=backend, variant=variant, python=python, max_jobs=max_jobs, cores=cores, cuda_archs=cuda_archs,
+                           unique_id=unique_id, legacy_subpackage=legacy_subpackage, import_check=not no_import_check)
+    reporter = Reporter(quiet=quiet or as_json)
+    report = run_build(kernel_dir, options, reporter)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    for result in report.results:
+        if result.status == "built":
+            if not as_json:
+                click.echo(f"built {result.path} ({result.seconds:.0f} s)")
+            for warning in result.warnings:
+                log.warning(warning)
+        else:
+            click.echo(f"error: {result.variant} failed after {result.seconds:.0f} s: {result.error}", err=True)
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command("hash")
+@DIR_ARG
+@handle_errors
+def hash_variants(kernel_dir: Path) -> None:
+    """Recompute the digest in every variant's metadata.json (result/, build/ or DIR)."""
+    from .checks.layout import discover_variants
+    from .errors import UsageError
+    from .layout.metadata import write_metadata
+
+    base, variants = discover_variants(kernel_dir)
+    if not variants:
+        raise UsageError(f"no build variants found in {kernel_dir} (looked in result/, build/ and the folder itself)")
+    for variant in variants:
+        metadata = json.loads((variant / "metadata.json").read_text())
+        metadata.pop("digest", None)
+        data = write_metadata(variant, metadata)
+        click.echo(f"{variant}: {len(data['digest']['files'])} files")
+
+
+@main.command("check-builds")
+@DIR_ARG
+@handle_errors
+def check_builds(kernel_dir: Path) -> None:
+    """Check built variants (result/, build/ or DIR): name, metadata.json, digest, extension,
+    ops namespace, relative imports and add_op_namespace_prefix use. Exit code 1 on a problem."""
+    from .checks.layout import check_variant, discover_variants
+    from .errors import CheckError, UsageError
+
+    base, variants = discover_variants(kernel_dir)
+    if not variants:
+        raise UsageError(f"no build variants found in {kernel_dir} (looked in result/, build/ and the folder itself)")
+    failed = 0
+    for variant in variants:
+        findings = check_variant(variant, base=base)
+        errors = [f for f in findings if not f.warning]
+        failed += bool(errors)
+        click.echo(f"{'FAIL' if errors else 'ok  '} {variant.name}")
+        for finding in findings:
+            click.echo("     " + finding.render().replace("\n", "\n     "))
+    if failed:
+        raise CheckError(f"{failed} of {len(variants)} variants have problems")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -74,3 +74,40 @@ def host_system(machine: str, platform_system: str) -> str:
     if cpu is None or os_name is None:
         raise ValueError(f"unsupported host {machine}-{platform_system}")
     return f"{cpu}-{os_name}"
+
+
+_COMPUTE_BACKENDS = (("cu", "cuda"), ("rocm", "rocm"), ("xpu", "xpu"), ("cann", "cann"))
+
+
+def _backend_of_compute(compute: str) -> str | None:
+    if compute in ("cpu", "metal", "tpu", "neuron"):
+        return compute
+    for prefix, backend in _COMPUTE_BACKENDS:
+        if compute.startswith(prefix) and compute[len(prefix):].isdigit():
+            return backend
+    return None
+
+
+def parse_variant(name: str) -> dict | None:
+    """Split a variant name into {kind, backend, compute, system?}; None if it is not one."""
+    parts = name.split("-")
+    if len(parts) == 2 and parts[0] == "torch" and parts[1] in ("cpu", "cuda", "metal", "rocm", "xpu", "tpu", "neuron", "cann", "universal"):
+        return {"kind": "noarch", "backend": parts[1], "compute": None, "system": None}
+    if parts[:2] == ["torch", "stable"] and len(parts) == 6 and parts[2].startswith("abi"):
+        kind, compute, rest = "torch-stable-abi", parts[3], parts[4:]
+    elif parts[0].startswith("tvm") and len(parts) == 5 and parts[1].startswith("ffi"):
+        kind, compute, rest = "tvm-ffi", parts[2], parts[3:]
+    elif parts[0].startswith("torch") and parts[0][5:].isdigit() and len(parts) in (4, 5):
+        kind = "torch"
+        if len(parts) == 5:
+            if parts[1] not in ("cxx11", "cxx98"):
+                return None
+            compute, rest = parts[2], parts[3:]
+        else:
+            compute, rest = parts[1], parts[2:]
+    else:
+        return None
+    backend = _backend_of_compute(compute)
+    if backend is None or rest[0] not in CPU_ALIASES.values() or rest[1] not in OS_ALIASES.values():
+        return None
+    return {"kind": kind, "backend": backend, "compute": compute, "system": f"{rest[0]}-{rest[1]}"}

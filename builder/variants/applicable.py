@@ -61,7 +61,7 @@ def exclusion_reason(config: BuildConfig, build_set: BuildSet) -> str | None:
     general, framework = config.general, config.framework
     if build_set.backend not in general.backends:
         return f"backend {build_set.backend} is not in general.backends ({', '.join(general.backends)})"
-    if build_set.backend == "cuda" and general.cuda is not None:
+    if build_set.backend == "cuda" and general.cuda is not None and build_set.version:
         cuda = build_set.backend_version
         if general.cuda.minver is not None and cuda < general.cuda.minver:
             return f"CUDA {cuda} is older than general.cuda.minver {general.cuda.minver}"

@@ -1,0 +1,265 @@
+"""The local backend: build the variants this machine's torch can build, with CMake + Ninja.
+
+Planning (`plan_local`) happens before anything is written: it decides which variants the
+chosen Python's torch can build (its own compute backend, plus the kernel's Python-only
+backends), checks bounds, the CUDA toolkit, GPU architectures and header dependencies, and
+raises a UsageError naming every reason when something cannot be built.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+from ..config.model import BuildConfig
+from ..errors import BuildError, UsageError
+from ..layout.install import BuildDir
+from ..render.project import render_project
+from ..render.tree import write_tree
+from ..standalone import archs
+from ..variants import BuildSet, Variant, applicable_variants, exclusion_reason
+from .host import Host
+
+NINJA_PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]\s")
+BACKEND_TOOLCHAIN = {
+    "cuda": "a CUDA build of torch and the matching CUDA toolkit",
+    "rocm": "a ROCm build of torch and the ROCm toolchain (hipcc)",
+    "xpu": "an XPU build of torch and the oneAPI SYCL compiler",
+    "metal": "macOS with Xcode's Metal toolchain",
+    "cpu": "a CPU build of torch",
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One variant to produce."""
+
+    variant: Variant
+    unique_id: str
+    compiled: bool
+    cuda_archs: dict[str, list[str]] = field(default_factory=dict)  # section -> capabilities
+    cuda_targets: tuple[str, ...] = ()
+
+
+@dataclass
+class Plan:
+    jobs: list[Job]
+    skipped: dict[str, str]  # backend -> why this machine cannot build it
+
+
+def parse_cuda_archs(text: str | None) -> tuple[str, ...]:
+    """`--cuda-archs "9.0, 8.0"` -> ("9.0", "8.0"), validated."""
+    if not text:
+        return ()
+    items = tuple(t for t in re.split(r"[\s,;]+", text.strip()) if t)
+    for item in items:
+        try:
+            archs.Capability.parse(item)
+        except ValueError as exc:
+            raise UsageError(f"--cuda-archs: {exc}") from None
+    return items
+
+
+def _host_build_set(host: Host, backend: str, version: str | None) -> BuildSet:
+    torch = host.torch
+    return BuildSet(torch=torch.short, backend=backend, version=version, systems=(host.system,), required=True, abis=(torch.abi,))
+
+
+def _select_archs(config: BuildConfig, host: Host, targets: tuple[str, ...]) -> tuple[dict[str, list[str]], list[str]]:
+    selected, errors = {}, []
+    toolkit = host.cuda
+    for kernel in config.kernels_for("cuda"):
+        if kernel.cuda_minver is not None and archs._version_key(toolkit.version) < archs._version_key(str(kernel.cuda_minver)):
+            continue
+        try:
+            requested = list(kernel.cuda_capabilities) if kernel.cuda_capabilities else None
+            selected[kernel.name] = archs.select_cuda_archs(kernel.name, toolkit.version, requested, list(toolkit.known_archs) or None, list(targets) or None)
+        except archs.ArchError as exc:
+            errors.append(str(exc))
+    return selected, errors
+
+
+def _missing_dependencies(config: BuildConfig, host: Host, backend: str) -> list[str]:
+    """Header dependencies of this backend's sections that cannot be found (run in host Python)."""
+    problems = []
+    tool = resources.files("kernel_builder.standalone")
+    with resources.as_file(tool) as tool_dir:
+        for kernel in config.kernels_for(backend):
+            for dep in kernel.depends:
+                if not dep.startswith("cutlass_"):
+                    continue
+                result = subprocess.run([str(host.python), str(tool_dir), "find-dependency", "--name", dep, "--section", kernel.name], capture_output=True, text=True)
+                if result.returncode != 0:
+                    problems.append(result.stderr.strip())
+    return problems
+
+
+def plan_local(config: BuildConfig, host: Host, *, variant: str | None = None, unique_id: str, cuda_targets: tuple[str, ...] = ()) -> Plan:
+    """Decide what this machine builds; raise UsageError (with every reason) if it cannot."""
+    torch = host.torch
+    if torch is None:
+        raise UsageError(f"torch is not installed for {host.python}: install it there, or pass --python <an interpreter with torch>")
+    if config.framework.kind == "tvm-ffi":
+        raise UsageError("[tvm-ffi] kernels cannot be built by the local backend yet (it needs apache-tvm-ffi and TVM-FFI CMake support)")
+
+    jobs: list[Job] = []
+    skipped: dict[str, str] = {}
+    problems: list[str] = []
+    host_backends = dict(torch.backends)
+    for backend in config.arch_backends:
+        if backend not in host_backends:
+            skipped[backend] = f"needs {BACKEND_TOOLCHAIN.get(backend, backend)}; {host.python} has torch {torch.version}"
+            continue
+        build_set = _host_build_set(host, backend, host_backends[backend])
+        reason = exclusion_reason(config, build_set)
+        if reason:
+            skipped[backend] = reason
+            continue
+        (target,) = applicable_variants(config, [build_set])
+        if variant and target.name != variant:
+            continue
+        job = Job(target, unique_id, compiled=True, cuda_targets=cuda_targets)
+        if backend == "cuda":
+            if host.cuda is None:
+                problems.append(f"cuda: {host.cuda_problem}")
+                continue
+            torch_cuda = host_backends["cuda"]
+            if host.cuda.version != torch_cuda:
+                problems.append(f"cuda: the CUDA toolkit at {host.cuda.root} is {host.cuda.version}, but torch {torch.version} was built for CUDA {torch_cuda}; point CUDA_HOME at a CUDA {torch_cuda} toolkit")
+                continue
+            selected, errors = _select_archs(config, host, cuda_targets)
+            problems += errors
+            job = Job(target, unique_id, compiled=True, cuda_archs=selected, cuda_targets=cuda_targets)
+        problems += _missing_dependencies(config, host, backend)
+        jobs.append(job)
+
+    for backend in config.noarch_backends:
+        build_set = BuildSet(torch=torch.short, backend=backend, systems=(host.system,), required=True)
+        reason = exclusion_reason(config, build_set)
+        if reason:
+            skipped[backend] = reason
+            continue
+        (target,) = applicable_variants(config, [build_set])
+        if not variant or target.name == variant:
+            jobs.append(Job(target, unique_id, compiled=False))
+
+    if problems:
+        raise UsageError("cannot build " + config.general.name + ":\n  " + "\n  ".join(problems))
+    if not jobs:
+        reasons = "\n  ".join(f"{b}: {r}" for b, r in skipped.items()) or "no backends"
+        if variant:
+            raise UsageError(f"variant {variant} cannot be built here.\n  {reasons}")
+        raise UsageError(f"nothing of {config.general.name} can be built on this machine (backends: {', '.join(config.general.backends)}):\n  {reasons}")
+    for tool in ("cmake", "ninja"):
+        if any(j.compiled for j in jobs) and shutil.which(tool) is None:
+            raise UsageError(f"{tool} is not installed (pip install cmake ninja, or your system's packages)")
+    return Plan(jobs, skipped)
+
+
+def parallel_jobs(cores: int | None) -> int:
+    """Compile jobs for one variant: --cores, else MAX_JOBS, else the CPUs we may use; / NVCC_THREADS."""
+    if cores:
+        jobs = cores
+    elif os.environ.get("MAX_JOBS"):
+        jobs = int(os.environ["MAX_JOBS"])
+    else:
+        jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = int(os.environ.get("NVCC_THREADS") or 1)
+    return max(1, jobs // max(1, threads))
+
+
+def run_logged(cmd: list[str], log: Path, *, cwd: Path | None = None, env: dict | None = None, on_line: Callable[[str], None] | None = None) -> None:
+    """Run `cmd`, appending its output to `log`; raise BuildError on failure."""
+    with open(log, "a", encoding="utf-8", errors="replace") as out:
+        out.write(f"\n$ {' '.join(cmd)}\n")
+        out.flush()
+        process = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                out.write(line)
+                if on_line is not None:
+                    on_line(line)
+            code = process.wait()
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+    if code != 0:
+        raise BuildError(f"`{Path(cmd[0]).name} {cmd[1] if len(cmd) > 1 else ''}` failed (exit code {code})", log)
+
+
+def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDir, staging: Path, log: Path, *, provenance: dict, cores: int | None, report: Callable[..., None]) -> Path:
+    """Render the CMake tree, configure, compile and install one variant into `staging`."""
+    name = job.variant.name
+    work = build_dir.work_dir(name)
+    tree, binary = work / "tree", work / "cmake-build"
+    write_tree(tree, render_project(config, job.unique_id, provenance, tree), force=True)
+
+    report(name, "configure")
+    configure = [
+        "cmake", "-S", str(tree), "-B", str(binary), "-G", "Ninja",
+        f"-DPython3_EXECUTABLE={host.python}",
+        f"-DKB_UNIQUE_ID={job.unique_id}",
+        f"-DKB_EXPECTED_VARIANT={name}",
+        f"-DKB_BACKEND={job.variant.backend}",
+        f"-DKB_CUDA_ARCHS={';'.join(job.cuda_targets)}",
+        "-DCMAKE_BUILD_TYPE=Release",
+    ]
+    if job.variant.backend == "cuda" and host.cuda is not None:
+        configure.append(f"-DCMAKE_CUDA_COMPILER={host.cuda.nvcc}")
+    for launcher in ("sccache", "ccache"):
+        if shutil.which(launcher):
+            configure += [f"-DCMAKE_{lang}_COMPILER_LAUNCHER={launcher}" for lang in ("C", "CXX", "CUDA")]
+            break
+    env = dict(os.environ)
+    env.pop("KERNEL_BUILDER_CUDA_ARCHS", None)  # passed explicitly above
+    run_logged(configure, log, env=env)
+
+    def on_line(line: str) -> None:
+        match = NINJA_PROGRESS.match(line)
+        if match:
+            report(name, "compile", int(match.group(1)), int(match.group(2)))
+
+    report(name, "compile")
+    run_logged(["cmake", "--build", str(binary), "--", "-j", str(parallel_jobs(cores))], log, env=env, on_line=on_line)
+    report(name, "install")
+    run_logged(["cmake", "--install", str(binary), "--prefix", str(staging)], log, env=env)
+    variant = staging / name
+    if not (variant / "metadata.json").is_file():
+        raise BuildError(f"the install step did not produce {name}/", log)
+    return variant
+
+
+def object_files(build_dir: BuildDir, variant: str) -> list[Path]:
+    """The compiled objects of a variant (to say which one references a bad symbol)."""
+    binary = build_dir.state / "work" / variant / "cmake-build"
+    return sorted(binary.rglob("*.o")) if binary.is_dir() else []
+
+
+def link_map(build_dir: BuildDir, variant: str) -> Path | None:
+    binary = build_dir.state / "work" / variant / "cmake-build"
+    maps = sorted(binary.glob("*.map")) if binary.is_dir() else []
+    return maps[0] if maps else None
+
+
+def describe_plan(plan: Plan) -> dict:
+    return {
+        "jobs": [dict(variant=j.variant.name, compiled=j.compiled, cuda_archs=j.cuda_archs) for j in plan.jobs],
+        "skipped": plan.skipped,
+    }
+
+
+def elapsed(start: float) -> float:
+    return round(time.monotonic() - start, 1)
+
+
+__all__ = ["Job", "Plan", "build_compiled", "describe_plan", "link_map", "object_files", "parse_cuda_archs", "plan_local", "json"]

@@ -1,0 +1,166 @@
+"""`kernel-builder build`: plan, build, check and install variants.
+
+Stages per variant: assemble (compile with the backend, or copy for Python-only variants) into
+a staging folder → checks (layout, metadata, digest, Python code, the portability gate on every
+binary, an import check) → atomic install into build/<variant>/. A failed or interrupted build
+leaves the previous good variant in place and no partial folder behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .backends.host import Host, detect_host
+from .backends.local import Job, Plan, build_compiled, link_map, object_files, parse_cuda_archs, plan_local
+from .checks.importcheck import import_check
+from .checks.layout import Finding, check_variant
+from .config import BuildConfig, load_config
+from .errors import BuildError, KernelBuilderError, UsageError
+from .layout.assemble import add_legacy_subpackage, assemble_noarch
+from .layout.install import BuildDir
+from .progress import Reporter
+from .provenance import provenance, unique_id
+
+BACKENDS = ("auto", "local", "nix")
+
+
+@dataclass
+class BuildOptions:
+    backend: str = "auto"
+    variant: str | None = None
+    python: Path | None = None
+    max_jobs: int = 1
+    cores: int | None = None
+    cuda_archs: str | None = None
+    unique_id: str | None = None
+    legacy_subpackage: bool = False
+    import_check: bool = True
+    output: Path | None = None  # default: <kernel>/build
+
+
+@dataclass
+class VariantResult:
+    variant: str
+    status: str  # "built" | "failed"
+    seconds: float
+    path: str | None = None
+    log: str | None = None
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    cuda_archs: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class BuildReport:
+    kernel: str
+    backend: str
+    results: list[VariantResult]
+    skipped: dict[str, str]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status == "built" for r in self.results)
+
+    def to_json(self) -> dict:
+        return {"kernel": self.kernel, "backend": self.backend, "ok": self.ok, "variants": [asdict(r) for r in self.results], "skipped": self.skipped}
+
+
+def choose_backend(requested: str, kernel_dir: Path) -> str:
+    """`auto` uses Nix when the kernel has a flake.nix and `nix` is installed, else local."""
+    if requested not in BACKENDS:
+        raise UsageError(f"--backend {requested!r}: choose one of {', '.join(BACKENDS)}")
+    if requested != "auto":
+        return requested
+    return "nix" if (kernel_dir / "flake.nix").is_file() and shutil.which("nix") else "local"
+
+
+def binary_findings(variant_dir: Path, build_dir: BuildDir) -> list[Finding]:
+    """The portability gate on every shared object of a variant."""
+    from .checks.portability import check_binary
+
+    findings = []
+    objects = object_files(build_dir, variant_dir.name)
+    mapfile = link_map(build_dir, variant_dir.name)
+    for binary in sorted(variant_dir.rglob("*.so")):
+        for violation in check_binary(binary, objects=objects, link_map=mapfile):
+            findings.append(Finding(variant_dir.name, violation.render()))
+    return findings
+
+
+def check_staged(variant_dir: Path, job: Job, host: Host, build_dir: BuildDir, options: BuildOptions) -> list[Finding]:
+    findings = check_variant(variant_dir)
+    if job.compiled:
+        findings += binary_findings(variant_dir, build_dir)
+    if options.import_check and not [f for f in findings if not f.warning]:
+        problem = import_check(host.python, variant_dir)
+        if problem is not None:
+            findings.append(problem)
+    return findings
+
+
+def _build_one(config: BuildConfig, job: Job, host: Host, build_dir: BuildDir, options: BuildOptions, reporter: Reporter, prov: dict) -> VariantResult:
+    name = job.variant.name
+    start = time.monotonic()
+    log = build_dir.log_path(name)
+    log.write_text(f"kernel-builder: building {name} for {config.root}\n")
+    try:
+        with build_dir.staging(name) as staging:
+            if job.compiled:
+                staged = build_compiled(config, job, host, build_dir, staging, log, provenance=prov, cores=options.cores, report=reporter.stage)
+            else:
+                reporter.stage(name, "assemble")
+                staged = assemble_noarch(config, job.variant.backend, job.unique_id, prov, staging, name)
+            if options.legacy_subpackage:
+                add_legacy_subpackage(config, staged)
+            reporter.stage(name, "checks")
+            findings = check_staged(staged, job, host, build_dir, options)
+            errors = [f.render() for f in findings if not f.warning]
+            warnings = [f.render() for f in findings if f.warning]
+            with open(log, "a") as out:
+                out.write("\n".join(["", "checks:", *(f.render() for f in findings)] if findings else ["", "checks: all passed"]) + "\n")
+            if errors:
+                raise BuildError(f"{name} failed its checks; it was not installed:\n  " + "\n  ".join(errors), log)
+            final = build_dir.install(staged)
+        reporter.stage(name, "done")
+        return VariantResult(name, "built", round(time.monotonic() - start, 1), path=str(final), log=str(log), warnings=warnings, cuda_archs=job.cuda_archs)
+    except KernelBuilderError as exc:
+        reporter.stage(name, "failed")
+        message = str(exc)
+        if isinstance(exc, BuildError) and exc.log is not None and "failed its checks" not in message:
+            tail = exc.log.read_text(errors="replace").splitlines()[-25:]
+            message += "\n  last lines of the log:\n    " + "\n    ".join(tail)
+        return VariantResult(name, "failed", round(time.monotonic() - start, 1), log=str(log), error=message, cuda_archs=job.cuda_archs)
+
+
+def run_build(kernel_dir: Path, options: BuildOptions, reporter: Reporter) -> BuildReport:
+    """Build every variant this machine can build for the kernel in `kernel_dir`."""
+    kernel_dir = Path(kernel_dir)
+    config = load_config(kernel_dir)
+    backend = choose_backend(options.backend, config.root)
+    if backend == "nix":
+        from .backends.nix import run_nix_build
+
+        return run_nix_build(config, options, reporter)
+
+    targets = parse_cuda_archs(options.cuda_archs if options.cuda_archs is not None else os.environ.get("KERNEL_BUILDER_CUDA_ARCHS"))
+    host = detect_host(options.python)
+    uid = unique_id(config, options.unique_id)
+    plan: Plan = plan_local(config, host, variant=options.variant, unique_id=uid, cuda_targets=targets)
+    for backend_name, reason in plan.skipped.items():
+        reporter.note(f"skipping {backend_name}: {reason}")
+    prov = provenance(config)
+    build_dir = BuildDir(config.root, options.output)
+    results: list[VariantResult] = []
+    with build_dir.locked(on_wait=reporter.waiting), reporter:
+        for job in plan.jobs:
+            reporter.add(job.variant.name)
+        workers = max(1, options.max_jobs)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(_build_one, config, job, host, build_dir, options, reporter, prov) for job in plan.jobs]
+            results = [f.result() for f in futures]
+    return BuildReport(config.general.name, "local", results, plan.skipped)

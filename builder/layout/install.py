@@ -1,0 +1,111 @@
+"""Put finished variants into build/ atomically, one kernel build at a time.
+
+Layout of kernel-builder's private state (ignored by the loader, which skips names that are
+not variants, and by upload/check-builds, which skip hidden folders):
+
+  build/.kernel-builder/lock             one build per kernel directory at a time
+  build/.kernel-builder/logs/<variant>.log
+  build/.kernel-builder/work/<variant>/  generated tree and CMake build folder (incremental)
+  build/.kernel-builder/staging-*        variants being assembled
+  build/.kernel-builder/replaced-*       the previous good variant while it is swapped out
+
+A variant is assembled and checked in a staging folder on the same file system, then renamed
+into place; the previous good variant is moved aside first and restored if the rename fails.
+A build that dies between the two renames is repaired by the next one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from filelock import FileLock, Timeout
+
+from ..errors import UsageError
+
+STATE_DIR = ".kernel-builder"
+
+
+class BuildDir:
+    """The build/ folder of one kernel, with its private state."""
+
+    def __init__(self, kernel_dir: Path, output: Path | None = None):
+        self.root = Path(output) if output is not None else Path(kernel_dir) / "build"
+        self.state = self.root / STATE_DIR
+
+    def log_path(self, variant: str) -> Path:
+        path = self.state / "logs" / f"{variant}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def work_dir(self, variant: str) -> Path:
+        path = self.state / "work" / variant
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @contextmanager
+    def locked(self, wait: float = -1, on_wait=None) -> Iterator[None]:
+        """Hold the kernel's build lock; `on_wait()` is called if another build holds it."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.state / "lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if on_wait is not None:
+                on_wait(self.state / "lock")
+            try:
+                lock.acquire(timeout=wait)
+            except Timeout:
+                raise UsageError(f"another kernel-builder build holds {self.state / 'lock'}") from None
+        try:
+            self.recover()
+            yield
+        finally:
+            lock.release()
+
+    def recover(self) -> None:
+        """Repair what an interrupted build left: restore swapped-out variants, drop staging."""
+        if not self.state.is_dir():
+            return
+        for entry in self.state.iterdir():
+            if entry.name.startswith("replaced-"):
+                variant = entry.name[len("replaced-"):].rsplit(".", 1)[0]
+                final = self.root / variant
+                if not final.exists():
+                    entry.rename(final)
+                else:
+                    shutil.rmtree(entry, ignore_errors=True)
+            elif entry.name.startswith("staging-"):
+                shutil.rmtree(entry, ignore_errors=True)
+
+    @contextmanager
+    def staging(self, variant: str) -> Iterator[Path]:
+        """A fresh staging folder (the CMake install prefix); removed afterwards in any case."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix=f"staging-{variant}.", dir=self.state))
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def install(self, staged_variant: Path) -> Path:
+        """Move a finished, checked variant folder into build/<name>, replacing the old one."""
+        final = self.root / staged_variant.name
+        aside = None
+        if final.exists():
+            aside = Path(tempfile.mkdtemp(prefix=f"replaced-{final.name}.", dir=self.state))
+            aside.rmdir()
+            os.rename(final, aside)
+        try:
+            os.rename(staged_variant, final)
+        except BaseException:
+            if aside is not None:
+                os.rename(aside, final)
+            raise
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
+        return final

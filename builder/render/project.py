@@ -1,0 +1,152 @@
+"""Render the generated build tree of a kernel (create-pyproject).
+
+Arch kernels ([torch]) get a CMake project that builds with plain `cmake` + `ninja` or with
+pip, without kernel-builder installed: CMakeLists.txt, cmake/ helpers (including a copy of
+the stdlib-only kbtools), the portability layer in compat/, setup.py, pyproject.toml,
+torch-ext/registration.h and per-backend metadata templates. Python-only kernels
+([torch-noarch]) get pyproject.toml and torch-ext/<module>/_ops.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+from .. import __version__
+from ..config.model import BuildConfig
+from ..layout.metadata import metadata_template, noarch_archs, ops_name
+from ..config.rules import python_dependencies
+from .jinja import environment
+
+GENERATED_TREE_STATIC = ("cmake", "compat")  # template folders copied as they are
+STANDALONE_MODULES = ("__init__.py", "__main__.py", "archs.py", "cli.py", "deps.py", "metadata.py", "naming.py", "probe.py")
+
+
+def _template_root():
+    return resources.files("kernel_builder.templates")
+
+
+def _static_files() -> dict[str, bytes]:
+    """Template files copied verbatim: cmake helpers, the compat layer, registration.h."""
+    files: dict[str, bytes] = {}
+    root = _template_root()
+    for folder in GENERATED_TREE_STATIC:
+        base = root.joinpath(folder)
+        if not base.is_dir():
+            continue
+        for entry in sorted(base.iterdir(), key=lambda e: e.name):
+            if entry.is_file() and not entry.name.endswith(".j2"):
+                files[f"{folder}/{entry.name}"] = entry.read_bytes()
+    files["torch-ext/registration.h"] = root.joinpath("registration.h").read_bytes()
+    standalone = resources.files("kernel_builder.standalone")
+    for name in STANDALONE_MODULES:
+        files[f"cmake/kbtools/{name}"] = standalone.joinpath(name).read_bytes()
+    return files
+
+
+def pip_dependencies(config: BuildConfig, backends: tuple[str, ...]) -> list[str]:
+    """pip requirement names: torch plus the kernel's python-depends for these backends."""
+    table = python_dependencies()
+    deps = ["torch"]
+    for backend in backends:
+        for name in config.general.python_depends_for(backend):
+            scope = "general" if name in table["general"] else backend
+            pip = table.get(scope, {}).get(name, {}).get("pip", name)
+            if pip not in deps:
+                deps.append(pip)
+    return deps
+
+
+def _kernel_context(config: BuildConfig) -> list[dict]:
+    return [
+        {
+            "name": k.name,
+            "backend": k.backend,
+            "src": list(k.src),
+            "include": list(k.include),
+            "cxx_flags": list(k.cxx_flags),
+            "cuda_flags": list(k.cuda_flags),
+            "cuda_capabilities": list(k.cuda_capabilities or ()),
+            "cuda_minver": str(k.cuda_minver) if k.cuda_minver else "",
+            "rocm_archs": list(k.rocm_archs or ()),
+            "hip_flags": list(k.hip_flags),
+            "sycl_flags": list(k.sycl_flags),
+            "depends": [d for d in k.depends if d != "torch"],
+        }
+        for k in config.kernels
+    ]
+
+
+def source_dir_relative(target: Path, kernel_dir: Path) -> str:
+    """The kernel directory as seen from the generated tree ('.' when they are the same)."""
+    return os.path.relpath(kernel_dir.resolve(), target.resolve()).replace(os.sep, "/")
+
+
+def render_project(config: BuildConfig, unique_id: str, provenance: dict, target: Path) -> dict[str, bytes]:
+    """Every generated file as {relative path: content}, for a tree written to `target`."""
+    env = environment()
+    fw = config.framework
+    g = config.general
+    rel = source_dir_relative(target, config.root)
+    common = {
+        "builder_version": __version__,
+        "name": g.name,
+        "python_name": g.python_name,
+        "version": g.version,
+        "license": g.license,
+        "unique_id": unique_id,
+        "source_dir_rel": rel,
+        "source_dir_hint": "." if rel == "." else rel,
+        "python_root": fw.python_root,
+    }
+    files: dict[str, bytes] = {}
+    if fw.kind == "torch-noarch":
+        context = dict(common, noarch=True, dependencies=pip_dependencies(config, g.backends), package_data=[f"*.{e}" for e in fw.pyext if e != "py"])
+        files["pyproject.toml"] = env.get_template("pyproject.toml.j2").render(context).encode()
+        ops = env.get_template("noarch/_ops.py.j2").render(dict(common, backend=None))
+        files[f"{config.python_package_dir}/_ops.py"] = ops.encode()
+        return files
+
+    arch_backends = list(config.arch_backends)
+    context = dict(
+        common,
+        noarch=False,
+        source_dir="${CMAKE_CURRENT_SOURCE_DIR}" + ("" if rel == "." else "/" + rel),
+        torch_minver=str(fw.minver or ""),
+        torch_maxver=str(fw.maxver or ""),
+        cuda_minver=str(g.cuda.minver) if g.cuda and g.cuda.minver else "",
+        cuda_maxver=str(g.cuda.maxver) if g.cuda and g.cuda.maxver else "",
+        arch_backends=arch_backends,
+        stable_abi={b: str(fw.stable_abi_for(b)) for b in arch_backends if fw.stable_abi_for(b) is not None},
+        framework={"kind": fw.kind, "src": list(fw.src), "include": list(fw.include), "cxx_flags": list(fw.cxx_flags)},
+        kernels=_kernel_context(config),
+        python_dir=config.python_package_dir,
+        pyext=list(fw.pyext),
+        default_ops_name=ops_name(config, arch_backends[0] if arch_backends else "cpu", unique_id),
+        dependencies=pip_dependencies(config, tuple(arch_backends)),
+        package_data=[],
+    )
+    files.update(_static_files())
+    files["CMakeLists.txt"] = env.get_template("CMakeLists.txt.j2").render(context).encode()
+    files["setup.py"] = env.get_template("setup.py.j2").render(context).encode()
+    files["pyproject.toml"] = env.get_template("pyproject.toml.j2").render(context).encode()
+    for backend in arch_backends:
+        meta = metadata_template(config, backend, provenance)
+        files[f"cmake/metadata-{backend}.json"] = (json.dumps(meta, indent=2) + "\n").encode()
+    return files
+
+
+def render_noarch_ops(config: BuildConfig, backend: str | None, unique_id: str) -> str:
+    """_ops.py of a Python-only variant (`backend` fixed) or source tree (None: probed at import)."""
+    return environment().get_template("noarch/_ops.py.j2").render(python_name=config.general.python_name, backend=backend, unique_id=unique_id)
+
+
+def render_legacy_init(config: BuildConfig, module_id: str) -> str:
+    """`<variant>/<module>/__init__.py` for loaders that predate the flat layout."""
+    return environment().get_template("noarch/legacy_init.py.j2").render(python_name=config.general.python_name, module_id=module_id)
+
+
+def noarch_metadata(config: BuildConfig, backend: str, provenance: dict) -> dict:
+    return metadata_template(config, backend, provenance, archs=noarch_archs(config, backend))

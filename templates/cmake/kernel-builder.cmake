@@ -1,0 +1,255 @@
+# kernel-builder.cmake: functions used by a kernel's generated CMakeLists.txt.
+#
+# Decisions that kernel-builder also makes in Python (torch probing, variant naming, GPU
+# architecture selection, metadata and digest) are delegated to the stdlib-only helpers in
+# cmake/kbtools, so a generated tree and kernel-builder always agree.
+
+include_guard(GLOBAL)
+
+set(KB_CMAKE_DIR "${CMAKE_CURRENT_LIST_DIR}")
+set(KB_TOOLS_DIR "${CMAKE_CURRENT_LIST_DIR}/kbtools")
+set(KB_HEADER_EXTENSIONS h hh hpp hxx cuh inc inl ipp tcc)
+
+# kb_tool(<out-var> <command> [args...]): run a kbtools command, fail configure on error.
+function(kb_tool out_var)
+  execute_process(
+    COMMAND "${Python3_EXECUTABLE}" "${KB_TOOLS_DIR}" ${ARGN}
+    RESULT_VARIABLE rc
+    OUTPUT_VARIABLE out
+    ERROR_VARIABLE err
+    OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${err}")
+  endif()
+  set(${out_var} "${out}" PARENT_SCOPE)
+endfunction()
+
+# Find Python and describe its torch (without importing it); sets KB_TORCH_* and KB_BACKEND.
+macro(kb_setup_torch)
+  find_package(Python3 REQUIRED COMPONENTS Interpreter Development.Module)
+  set(_kb_probe "${CMAKE_CURRENT_BINARY_DIR}/kb-probe.cmake")
+  kb_tool(_kb_unused probe --cmake-out "${_kb_probe}")
+  include("${_kb_probe}")
+  if(NOT KB_TORCH_FOUND)
+    message(FATAL_ERROR
+      "torch is not installed for ${Python3_EXECUTABLE}. Install torch there, or pass "
+      "-DPython3_EXECUTABLE=<python with torch>. (With pip, build with --no-build-isolation.)")
+  endif()
+  set(KB_BACKEND "${KB_TORCH_BACKEND}" CACHE STRING "Compute backend to build (default: the one torch was built for)")
+  string(REGEX REPLACE "\\+.*$" "" KB_TORCH_RELEASE "${KB_TORCH_VERSION}")
+  message(STATUS "kernel-builder: torch ${KB_TORCH_VERSION} (${Python3_EXECUTABLE}), backend ${KB_BACKEND}")
+
+  # Torch 2.12 moved to C++20; older releases build as C++17.
+  if(KB_TORCH_VERSION_SHORT VERSION_GREATER_EQUAL "2.12")
+    set(KB_CXX_STANDARD 20)
+  else()
+    set(KB_CXX_STANDARD 17)
+  endif()
+  set(CMAKE_CXX_STANDARD ${KB_CXX_STANDARD})
+  set(CMAKE_CXX_STANDARD_REQUIRED ON)
+  set(CMAKE_CXX_EXTENSIONS OFF)
+
+  # An interface target instead of find_package(Torch): Torch's CMake files probe for CUDA
+  # libraries (cuBLAS, NVRTC...) that building an extension does not need.
+  add_library(kb_torch INTERFACE)
+  target_include_directories(kb_torch SYSTEM INTERFACE ${KB_TORCH_INCLUDE_DIRS})
+  target_compile_definitions(kb_torch INTERFACE _GLIBCXX_USE_CXX11_ABI=${KB_TORCH_CXX11_ABI})
+  target_link_libraries(kb_torch INTERFACE
+    "${KB_TORCH_LIB_DIR}/${CMAKE_SHARED_LIBRARY_PREFIX}c10${CMAKE_SHARED_LIBRARY_SUFFIX}"
+    "${KB_TORCH_LIB_DIR}/${CMAKE_SHARED_LIBRARY_PREFIX}torch_cpu${CMAKE_SHARED_LIBRARY_SUFFIX}")
+endmacro()
+
+# kb_check_bounds(<what> <version> <min> <max>): inclusive bounds; empty means unbounded.
+function(kb_check_bounds what version min max)
+  if(NOT "${min}" STREQUAL "" AND version VERSION_LESS min)
+    message(FATAL_ERROR "${what} ${version} is too old. Minimum required version is ${min}.")
+  endif()
+  if(NOT "${max}" STREQUAL "")
+    # maxver is inclusive on the given components: torch 2.12.3 satisfies maxver 2.12.
+    string(REPLACE "." ";" _max_parts "${max}")
+    string(REPLACE "." ";" _ver_parts "${version}")
+    list(LENGTH _max_parts _n)
+    list(SUBLIST _ver_parts 0 ${_n} _ver_head)
+    string(REPLACE ";" "." _ver_head "${_ver_head}")
+    if(_ver_head VERSION_GREATER max)
+      message(FATAL_ERROR "${what} ${version} is too new. Maximum version is ${max}.")
+    endif()
+  endif()
+endfunction()
+
+# Enable CUDA for the CUDA backend; sets KB_CUDA_VERSION and KB_CUDA_KNOWN_ARCHS.
+macro(kb_setup_cuda)
+  # Architectures are chosen per source file (kb_add_section); keep CMake out of it.
+  set(CMAKE_CUDA_ARCHITECTURES OFF)
+  set(CMAKE_CUDA_STANDARD ${KB_CXX_STANDARD})
+  set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+  enable_language(CUDA)
+  find_package(CUDAToolkit REQUIRED)
+  set(KB_CUDA_VERSION "${CUDAToolkit_VERSION_MAJOR}.${CUDAToolkit_VERSION_MINOR}")
+  if(NOT "${KB_TORCH_CUDA}" STREQUAL "")
+    string(REGEX MATCH "^[0-9]+\\.[0-9]+" _kb_torch_cuda "${KB_TORCH_CUDA}")
+    if(NOT _kb_torch_cuda STREQUAL KB_CUDA_VERSION)
+      message(FATAL_ERROR
+        "CUDA toolkit ${KB_CUDA_VERSION} (${CMAKE_CUDA_COMPILER}) does not match torch's CUDA "
+        "${_kb_torch_cuda}; use the CUDA ${_kb_torch_cuda} toolkit (CUDA_HOME / CMAKE_CUDA_COMPILER).")
+    endif()
+  endif()
+  execute_process(COMMAND "${CMAKE_CUDA_COMPILER}" --list-gpu-arch
+    OUTPUT_VARIABLE KB_CUDA_KNOWN_ARCHS ERROR_QUIET OUTPUT_STRIP_TRAILING_WHITESPACE)
+  string(REPLACE "\n" ";" KB_CUDA_KNOWN_ARCHS "${KB_CUDA_KNOWN_ARCHS}")
+  # cuBLAS/cuSPARSE/cuSOLVER/cuRAND headers may come from the nvidia-* wheels.
+  target_include_directories(kb_torch SYSTEM INTERFACE ${CUDAToolkit_INCLUDE_DIRS} ${KB_NVIDIA_INCLUDE_DIRS})
+  target_link_libraries(kb_torch INTERFACE
+    "${KB_TORCH_LIB_DIR}/${CMAKE_SHARED_LIBRARY_PREFIX}c10_cuda${CMAKE_SHARED_LIBRARY_SUFFIX}"
+    "${KB_TORCH_LIB_DIR}/${CMAKE_SHARED_LIBRARY_PREFIX}torch_cuda${CMAKE_SHARED_LIBRARY_SUFFIX}"
+    CUDA::cudart)
+  set(KB_NVCC_FLAGS --expt-relaxed-constexpr --expt-extended-lambda -DENABLE_FP8 -Xfatbin=-compress-all)
+  if(DEFINED ENV{NVCC_THREADS} AND NOT "$ENV{NVCC_THREADS}" STREQUAL "")
+    list(APPEND KB_NVCC_FLAGS "--threads=$ENV{NVCC_THREADS}")
+  elseif(NVCC_THREADS)
+    list(APPEND KB_NVCC_FLAGS "--threads=${NVCC_THREADS}")
+  endif()
+endmacro()
+
+# kb_add_extension(<name>): the Python extension module _<module>_<backend>_<id>.abi3.so.
+function(kb_add_extension name)
+  add_library(${name} MODULE)
+  set_target_properties(${name} PROPERTIES
+    PREFIX ""
+    SUFFIX ".abi3${CMAKE_SHARED_MODULE_SUFFIX}"
+    CXX_VISIBILITY_PRESET hidden
+    CUDA_VISIBILITY_PRESET hidden
+    VISIBILITY_INLINES_HIDDEN ON
+    POSITION_INDEPENDENT_CODE ON)
+  string(TOUPPER "${KB_BACKEND}" _backend_upper)
+  target_compile_definitions(${name} PRIVATE
+    TORCH_EXTENSION_NAME=${name}
+    Py_LIMITED_API=0x03090000
+    ${_backend_upper}_KERNEL)
+  if(KB_BACKEND STREQUAL "cuda")
+    target_compile_definitions(${name} PRIVATE USE_CUDA=1)
+    target_compile_options(${name} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${KB_NVCC_FLAGS}>)
+  elseif(KB_BACKEND STREQUAL "rocm")
+    target_compile_definitions(${name} PRIVATE USE_ROCM=1)
+  elseif(KB_BACKEND STREQUAL "xpu")
+    target_compile_definitions(${name} PRIVATE USE_XPU=1)
+  endif()
+  if(NOT "${KB_STABLE_ABI}" STREQUAL "")
+    # The torch stable ABI: TORCH_TARGET_VERSION = (major << 56) | (minor << 48).
+    if(KB_TORCH_VERSION_SHORT VERSION_LESS KB_STABLE_ABI)
+      message(FATAL_ERROR "stable-abi ${KB_STABLE_ABI} is newer than torch ${KB_TORCH_VERSION}: build with torch >= ${KB_STABLE_ABI}")
+    endif()
+    string(REPLACE "." ";" _parts "${KB_STABLE_ABI}")
+    list(APPEND _parts 0)
+    list(GET _parts 0 _major)
+    list(GET _parts 1 _minor)
+    math(EXPR _target "(${_major} << 56) | (${_minor} << 48)" OUTPUT_FORMAT HEXADECIMAL)
+    target_compile_definitions(${name} PRIVATE TORCH_TARGET_VERSION=${_target})
+  endif()
+  target_include_directories(${name} PRIVATE ${Python3_INCLUDE_DIRS} "${KB_GENERATED_DIR}/torch-ext")
+  target_link_libraries(${name} PRIVATE kb_torch)
+  if(COMMAND kb_apply_portability)
+    kb_apply_portability(${name})
+  endif()
+endfunction()
+
+# kb_add_section(<target> NAME <n> [SOURCES ...] [INCLUDES ...] [CXX_FLAGS ...] [CUDA_FLAGS ...]
+#                [CAPABILITIES ...] [CUDA_MINVER v] [ROCM_ARCHS ...] [HIP_FLAGS ...] [SYCL_FLAGS ...])
+# Adds one source section (the framework bindings or a [kernel.<name>]) with per-file flags:
+# headers are listed but not compiled, .cu files get the section's archs and cuda-flags,
+# C++ files (also inside a CUDA section) get cxx-flags.
+function(kb_add_section target)
+  cmake_parse_arguments(PARSE_ARGV 1 S "" "NAME;CUDA_MINVER;KIND"
+    "SOURCES;INCLUDES;CXX_FLAGS;CUDA_FLAGS;CAPABILITIES;ROCM_ARCHS;HIP_FLAGS;SYCL_FLAGS;DEPENDS")
+  if(S_CUDA_MINVER AND KB_CUDA_VERSION AND KB_CUDA_VERSION VERSION_LESS S_CUDA_MINVER)
+    message(STATUS "kernel-builder: skipping kernel.${S_NAME}: needs CUDA >= ${S_CUDA_MINVER}, toolkit is ${KB_CUDA_VERSION}")
+    return()
+  endif()
+
+  set(_includes "")
+  foreach(_inc IN LISTS S_INCLUDES)
+    list(APPEND _includes "${KB_KERNEL_SOURCE_DIR}/${_inc}")
+  endforeach()
+  # Header dependencies (CUTLASS) are located by kbtools: CUTLASS_SRC_DIR or the nvidia-cutlass wheel.
+  foreach(_dep IN LISTS S_DEPENDS)
+    if(_dep MATCHES "^cutlass_")
+      kb_tool(_dep_includes find-dependency --name "${_dep}" --section "${S_NAME}")
+      list(APPEND _includes ${_dep_includes})
+    endif()
+  endforeach()
+
+  set(_gencode "")
+  if(KB_BACKEND STREQUAL "cuda" AND NOT S_KIND STREQUAL "framework")
+    set(_args cuda-archs --section "${S_NAME}" --toolkit "${KB_CUDA_VERSION}" --known "${KB_CUDA_KNOWN_ARCHS}")
+    if(S_CAPABILITIES)
+      list(JOIN S_CAPABILITIES " " _caps)
+      list(APPEND _args --requested "${_caps}")
+    endif()
+    if(KB_CUDA_ARCHS)
+      list(JOIN KB_CUDA_ARCHS " " _targets)
+      list(APPEND _args --targets "${_targets}")
+    endif()
+    kb_tool(_archs ${_args})
+    message(STATUS "kernel-builder: kernel.${S_NAME}: CUDA capabilities ${_archs}")
+    set_property(GLOBAL APPEND PROPERTY KB_ALL_GPU_ARCHS ${_archs})
+    list(JOIN _archs " " _archs_text)
+    kb_tool(_gencode gencode --archs "${_archs_text}")
+  endif()
+
+  foreach(_src IN LISTS S_SOURCES)
+    set(_path "${KB_KERNEL_SOURCE_DIR}/${_src}")
+    get_filename_component(_ext "${_src}" LAST_EXT)
+    string(TOLOWER "${_ext}" _ext)
+    string(SUBSTRING "${_ext}" 1 -1 _ext)
+    if(_ext IN_LIST KB_HEADER_EXTENSIONS)
+      continue()
+    endif()
+    target_sources(${target} PRIVATE "${_path}")
+    if(_includes)
+      set_property(SOURCE "${_path}" APPEND PROPERTY INCLUDE_DIRECTORIES ${_includes})
+    endif()
+    if(_ext STREQUAL "cu")
+      set_property(SOURCE "${_path}" APPEND PROPERTY COMPILE_OPTIONS ${_gencode} ${S_CUDA_FLAGS})
+    elseif(_ext MATCHES "^(cpp|cc|cxx|c\\+\\+|c)$")
+      set_property(SOURCE "${_path}" APPEND PROPERTY COMPILE_OPTIONS ${S_CXX_FLAGS} ${S_SYCL_FLAGS})
+    elseif(_ext STREQUAL "hip")
+      set_property(SOURCE "${_path}" APPEND PROPERTY COMPILE_OPTIONS ${S_HIP_FLAGS})
+    endif()
+  endforeach()
+endfunction()
+
+# kb_install_variant(<target> PYTHON_DIR <dir> PYEXT <ext...> METADATA <template>)
+# Lays out <prefix>/<variant>/: the kernel's Python package (files with the pyext extensions,
+# subpackages kept), _ops.py, the extension, and metadata.json (compiled archs and digest).
+function(kb_install_variant target)
+  cmake_parse_arguments(PARSE_ARGV 1 I "" "PYTHON_DIR;METADATA;VARIANT" "PYEXT")
+  set(_patterns "")
+  foreach(_ext IN LISTS I_PYEXT)
+    list(APPEND _patterns PATTERN "*.${_ext}")
+  endforeach()
+  install(DIRECTORY "${I_PYTHON_DIR}/" DESTINATION "${I_VARIANT}"
+    FILES_MATCHING ${_patterns} PATTERN "__pycache__" EXCLUDE)
+  install(FILES "${CMAKE_CURRENT_BINARY_DIR}/_ops.py" DESTINATION "${I_VARIANT}")
+  install(TARGETS ${target} LIBRARY DESTINATION "${I_VARIANT}")
+  get_property(_archs GLOBAL PROPERTY KB_ALL_GPU_ARCHS)
+  list(REMOVE_DUPLICATES _archs)
+  list(JOIN _archs " " _archs_text)
+  set(_archs_arg "")
+  if(KB_BACKEND STREQUAL "cuda" OR KB_BACKEND STREQUAL "rocm")
+    set(_archs_arg --archs "${_archs_text}")
+  endif()
+  install(CODE "
+    execute_process(
+      COMMAND \"${Python3_EXECUTABLE}\" \"${KB_TOOLS_DIR}\" write-metadata
+        --variant \"\${CMAKE_INSTALL_PREFIX}/${I_VARIANT}\"
+        --template \"${I_METADATA}\" --id \"${target}\" ${_archs_arg}
+      RESULT_VARIABLE _rc)
+    if(NOT _rc EQUAL 0)
+      message(FATAL_ERROR \"writing metadata.json failed\")
+    endif()")
+  # `local_install`: build and install into <kernel>/build/<variant>/ in one step.
+  add_custom_target(local_install
+    COMMAND "${CMAKE_COMMAND}" --install "${CMAKE_BINARY_DIR}"
+    DEPENDS ${target}
+    COMMENT "Installing ${I_VARIANT} into ${CMAKE_INSTALL_PREFIX}")
+endfunction()
