@@ -120,7 +120,7 @@ def _build_one(config: BuildConfig, job: Job, host: Host, build_dir: BuildDir, o
             reporter.stage(name, "checks")
             findings = check_staged(staged, job, host, build_dir, options)
             errors = [f.render() for f in findings if not f.warning]
-            warnings = [f.render() for f in findings if f.warning]
+            warnings = [f"{f.where}: {f.message}" for f in findings if f.warning]
             with open(log, "a") as out:
                 out.write("\n".join(["", "checks:", *(f.render() for f in findings)] if findings else ["", "checks: all passed"]) + "\n")
             if errors:
