@@ -9,14 +9,13 @@ leaves the previous good variant in place and no partial folder behind.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .backends.host import Host, detect_host
-from .backends.local import Job, Plan, build_compiled, link_map, object_files, parse_cuda_archs, plan_local
+from .backends.local import Cancellation, Job, Plan, build_compiled, link_map, object_files, parse_cuda_archs, plan_local
 from .checks.importcheck import import_check
 from .checks.layout import Finding, check_variant
 from .config import BuildConfig, load_config
@@ -71,12 +70,12 @@ class BuildReport:
 
 
 def choose_backend(requested: str, kernel_dir: Path) -> str:
-    """`auto` uses Nix when the kernel has a flake.nix and `nix` is installed, else local."""
+    """The backend to use; `auto` is the local backend (the Nix backend is not available yet)."""
     if requested not in BACKENDS:
         raise UsageError(f"--backend {requested!r}: choose one of {', '.join(BACKENDS)}")
-    if requested != "auto":
-        return requested
-    return "nix" if (kernel_dir / "flake.nix").is_file() and shutil.which("nix") else "local"
+    if requested == "nix":
+        raise UsageError("the Nix backend is not available in this version of kernel-builder; use --backend local (the default)")
+    return "local"
 
 
 def binary_findings(variant_dir: Path, build_dir: BuildDir) -> list[Finding]:
@@ -103,7 +102,8 @@ def check_staged(variant_dir: Path, job: Job, host: Host, build_dir: BuildDir, o
     return findings
 
 
-def _build_one(config: BuildConfig, job: Job, host: Host, build_dir: BuildDir, options: BuildOptions, reporter: Reporter, prov: dict) -> VariantResult:
+def _build_one(config: BuildConfig, job: Job, host: Host, build_dir: BuildDir, options: BuildOptions, reporter: Reporter, prov: dict,
+               cancel: Cancellation) -> VariantResult:
     name = job.variant.name
     start = time.monotonic()
     log = build_dir.log_path(name)
@@ -111,7 +111,7 @@ def _build_one(config: BuildConfig, job: Job, host: Host, build_dir: BuildDir, o
     try:
         with build_dir.staging(name) as staging:
             if job.compiled:
-                staged = build_compiled(config, job, host, build_dir, staging, log, provenance=prov, cores=options.cores, report=reporter.stage)
+                staged = build_compiled(config, job, host, build_dir, staging, log, provenance=prov, cores=options.cores, report=reporter.stage, cancel=cancel)
             else:
                 reporter.stage(name, "assemble")
                 staged = assemble_noarch(config, job.variant.backend, job.unique_id, prov, staging, name)
@@ -125,6 +125,7 @@ def _build_one(config: BuildConfig, job: Job, host: Host, build_dir: BuildDir, o
                 out.write("\n".join(["", "checks:", *(f.render() for f in findings)] if findings else ["", "checks: all passed"]) + "\n")
             if errors:
                 raise BuildError(f"{name} failed its checks; it was not installed:\n  " + "\n  ".join(errors), log)
+            cancel.check()
             final = build_dir.install(staged)
         reporter.stage(name, "done")
         return VariantResult(name, "built", round(time.monotonic() - start, 1), path=str(final), log=str(log), warnings=warnings, cuda_archs=job.cuda_archs)
@@ -141,12 +142,7 @@ def run_build(kernel_dir: Path, options: BuildOptions, reporter: Reporter) -> Bu
     """Build every variant this machine can build for the kernel in `kernel_dir`."""
     kernel_dir = Path(kernel_dir)
     config = load_config(kernel_dir)
-    backend = choose_backend(options.backend, config.root)
-    if backend == "nix":
-        from .backends.nix import run_nix_build
-
-        return run_nix_build(config, options, reporter)
-
+    choose_backend(options.backend, config.root)
     targets = parse_cuda_archs(options.cuda_archs if options.cuda_archs is not None else os.environ.get("KERNEL_BUILDER_CUDA_ARCHS"))
     host = detect_host(options.python)
     uid = unique_id(config, options.unique_id)
@@ -159,8 +155,15 @@ def run_build(kernel_dir: Path, options: BuildOptions, reporter: Reporter) -> Bu
     with build_dir.locked(on_wait=reporter.waiting), reporter:
         for job in plan.jobs:
             reporter.add(job.variant.name)
-        workers = max(1, options.max_jobs)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_build_one, config, job, host, build_dir, options, reporter, prov) for job in plan.jobs]
-            results = [f.result() for f in futures]
+        cancel = Cancellation()
+        with ThreadPoolExecutor(max_workers=max(1, options.max_jobs)) as pool:
+            futures = [pool.submit(_build_one, config, job, host, build_dir, options, reporter, prov, cancel) for job in plan.jobs]
+            try:
+                results = [f.result() for f in futures]
+            except BaseException:
+                # Ctrl-C (or SIGTERM): stop the tools, let workers clean their staging folders.
+                cancel.cancel()
+                for future in futures:
+                    future.cancel()
+                raise
     return BuildReport(config.general.name, "local", results, plan.skipped)

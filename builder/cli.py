@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -33,6 +34,10 @@ def _setup_logging(verbose: bool) -> None:
     log.handlers[:] = [_StderrHandler()]
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
     log.propagate = False
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -62,6 +67,8 @@ def main(verbose: bool) -> None:
     torch-ext/<module>/. Commands take that directory (default: the current one).
     """
     _setup_logging(verbose or bool(os.environ.get("KERNEL_BUILDER_DEBUG")))
+    # SIGTERM (a CI timeout, `kill`) stops a build like Ctrl-C: cleanly, keeping build/ intact.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 @main.command("check-config")
@@ -174,7 +181,7 @@ def clean_pyproject(kernel_dir: Path, force: bool, dry_run: bool) -> None:
 
 @main.command("build")
 @DIR_ARG
-@click.option("--backend", type=click.Choice(["auto", "local", "nix"]), default="auto", show_default=True, help="local: the host toolchain; nix: `nix build` on the kernel's flake; auto: nix when available.")
+@click.option("--backend", type=click.Choice(["auto", "local", "nix"]), default="auto", show_default=True, help="local: the host toolchain (what auto picks); nix: not available yet.")
 @click.option("--variant", metavar="NAME", help="Build only this variant (e.g. torch213-cxx11-cpu-x86_64-linux).")
 @click.option("--python", "python", type=click.Path(path_type=Path, dir_okay=False), help="Python whose torch to build against (default: the one running kernel-builder).")
 @click.option("--max-jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Variants built at the same time.")

@@ -8,12 +8,12 @@ raises a UsageError naming every reason when something cannot be built.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
+import signal
 import subprocess
-import time
+import threading
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -176,12 +176,56 @@ def parallel_jobs(cores: int | None) -> int:
     return max(1, jobs // max(1, threads))
 
 
-def run_logged(cmd: list[str], log: Path, *, cwd: Path | None = None, env: dict | None = None, on_line: Callable[[str], None] | None = None) -> None:
-    """Run `cmd`, appending its output to `log`; raise BuildError on failure."""
+def _kill_tree(process: subprocess.Popen) -> None:
+    """Kill a tool and everything it started (it leads its own process group)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        process.kill()
+
+
+class Cancellation:
+    """Stops a running build: kills the tools it started and refuses to start new ones."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._processes: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+
+    def register(self, process: subprocess.Popen) -> None:
+        with self._lock:
+            self._processes.add(process)
+            if self.event.is_set():
+                _kill_tree(process)
+
+    def unregister(self, process: subprocess.Popen) -> None:
+        with self._lock:
+            self._processes.discard(process)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.event.set()
+            for process in self._processes:
+                _kill_tree(process)
+
+    def check(self) -> None:
+        if self.event.is_set():
+            raise BuildError("interrupted")
+
+
+def run_logged(cmd: list[str], log: Path, *, cwd: Path | None = None, env: dict | None = None, on_line: Callable[[str], None] | None = None,
+               cancel: Cancellation | None = None) -> None:
+    """Run `cmd`, appending its output to `log`; raise BuildError on failure or cancellation."""
+    if cancel is not None:
+        cancel.check()
     with open(log, "a", encoding="utf-8", errors="replace") as out:
         out.write(f"\n$ {' '.join(cmd)}\n")
         out.flush()
-        process = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
+        # A process group of its own: a terminal's Ctrl-C reaches kernel-builder, which stops it.
+        process = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1,
+                                   start_new_session=cancel is not None)
+        if cancel is not None:
+            cancel.register(process)
         try:
             assert process.stdout is not None
             for line in process.stdout:
@@ -190,14 +234,20 @@ def run_logged(cmd: list[str], log: Path, *, cwd: Path | None = None, env: dict 
                     on_line(line)
             code = process.wait()
         except BaseException:
-            process.kill()
+            _kill_tree(process) if cancel is not None else process.kill()
             process.wait()
             raise
+        finally:
+            if cancel is not None:
+                cancel.unregister(process)
+    if cancel is not None:
+        cancel.check()
     if code != 0:
         raise BuildError(f"`{Path(cmd[0]).name} {cmd[1] if len(cmd) > 1 else ''}` failed (exit code {code})", log)
 
 
-def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDir, staging: Path, log: Path, *, provenance: dict, cores: int | None, report: Callable[..., None]) -> Path:
+def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDir, staging: Path, log: Path, *, provenance: dict, cores: int | None,
+                   report: Callable[..., None], cancel: Cancellation | None = None) -> Path:
     """Render the CMake tree, configure, compile and install one variant into `staging`."""
     name = job.variant.name
     work = build_dir.work_dir(name)
@@ -222,7 +272,7 @@ def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDi
             break
     env = dict(os.environ)
     env.pop("KERNEL_BUILDER_CUDA_ARCHS", None)  # passed explicitly above
-    run_logged(configure, log, env=env)
+    run_logged(configure, log, env=env, cancel=cancel)
 
     def on_line(line: str) -> None:
         match = NINJA_PROGRESS.match(line)
@@ -230,9 +280,9 @@ def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDi
             report(name, "compile", int(match.group(1)), int(match.group(2)))
 
     report(name, "compile")
-    run_logged(["cmake", "--build", str(binary), "--", "-j", str(parallel_jobs(cores))], log, env=env, on_line=on_line)
+    run_logged(["cmake", "--build", str(binary), "--", "-j", str(parallel_jobs(cores))], log, env=env, on_line=on_line, cancel=cancel)
     report(name, "install")
-    run_logged(["cmake", "--install", str(binary), "--prefix", str(staging)], log, env=env)
+    run_logged(["cmake", "--install", str(binary), "--prefix", str(staging)], log, env=env, cancel=cancel)
     variant = staging / name
     if not (variant / "metadata.json").is_file():
         raise BuildError(f"the install step did not produce {name}/", log)
@@ -251,15 +301,3 @@ def link_map(build_dir: BuildDir, variant: str) -> Path | None:
     return maps[0] if maps else None
 
 
-def describe_plan(plan: Plan) -> dict:
-    return {
-        "jobs": [dict(variant=j.variant.name, compiled=j.compiled, cuda_archs=j.cuda_archs) for j in plan.jobs],
-        "skipped": plan.skipped,
-    }
-
-
-def elapsed(start: float) -> float:
-    return round(time.monotonic() - start, 1)
-
-
-__all__ = ["Job", "Plan", "build_compiled", "describe_plan", "link_map", "object_files", "parse_cuda_archs", "plan_local", "json"]

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The main job on a fresh machine: install, build examples/relu for the local torch, load it
+# through the `kernels` package and run the example's own tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-env.sh
+export PATH="$PWD/.venv/bin:$PATH"
+
+kernel-builder build examples/relu
+python - <<'PY'
+from pathlib import Path
+
+import kernels
+import torch
+
+relu = kernels.get_local_kernel(Path("examples/relu"))
+x = torch.randn(8)
+print(f"loaded {relu.__name__} from {Path(relu.__file__).parent}")
+print("relu(x) == torch.relu(x):", torch.equal(relu.relu(x), torch.relu(x)))
+PY
+python -m pytest -q examples/relu/tests

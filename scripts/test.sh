@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install everything and run the test suite (what CI runs).
+#
+# Besides .venv (torch 2.13 CPU), a second environment .venv-cu130 holds the CUDA 13.0 build
+# of torch 2.11 from PyPI, without its runtime libraries: enough to compile and link CUDA
+# variants on a machine without a GPU. It is made only when a CUDA 13.0 toolkit is present
+# (KB_NO_CUDA_BUILDS=1 skips it). GPU tests (marker `gpu`) are skipped without a GPU.
+# As root with apt-get, Debian's nix-bin is installed for the Nix tests (KB_NO_NIX=1 skips it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-env.sh
+export PATH="$PWD/.venv/bin:$PATH"
+
+if [ -z "${CUDA_HOME:-}" ] && [ -x /usr/local/cuda-13.0/bin/nvcc ]; then
+    export CUDA_HOME=/usr/local/cuda-13.0
+fi
+if [ -z "${KB_NO_CUDA_BUILDS:-}" ] && [ -n "${CUDA_HOME:-}" ] && [ -x "$CUDA_HOME/bin/nvcc" ]; then
+    [ -x .venv-cu130/bin/python ] || python -m venv .venv-cu130
+    .venv-cu130/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None)" 2>/dev/null \
+        || .venv-cu130/bin/python -m pip install -q --no-deps torch==2.11.0
+    export KB_TEST_CUDA_PYTHON="$PWD/.venv-cu130/bin/python"
+fi
+
+# Real Nix for the Nix tests (offline evaluation): Debian's nix-bin, when we may install it.
+if [ -z "${KB_NO_NIX:-}" ] && ! command -v nix >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nix-bin; } >/dev/null 2>&1 \
+        || echo "warning: could not install nix-bin; the Nix tests will be skipped" >&2
+fi
+
+python -m pytest "$@"
