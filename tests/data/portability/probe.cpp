@@ -89,6 +89,16 @@ long fd_flags(long fd) { return fcntl(static_cast<int>(fd), F_GETFD); }
 
 [[noreturn]] void fail(const char* message) { throw std::runtime_error(message); }
 
+// _Float16 arithmetic: GCC 12 calls libgcc's __extendhfsf2 / __truncsfhf2 for it.
+double half_sum(double a, double b) {
+#if defined(__x86_64__) && defined(__FLT16_MAX__)
+  volatile _Float16 x = static_cast<_Float16>(a), y = static_cast<_Float16>(b);
+  return static_cast<double>(static_cast<float>(x) + static_cast<float>(y));
+#else
+  return a + b;
+#endif
+}
+
 // Turns a C++ exception into a Python RuntimeError (the module owns its exceptions).
 template <typename F>
 PyObject* guarded(F body) {
@@ -123,6 +133,11 @@ PyObject* py_exp(PyObject*, PyObject* args) {
   if (!PyArg_ParseTuple(args, "d", &x)) return nullptr;
   return PyFloat_FromDouble(std::exp(x) + std::pow(x, 2.0) + std::log(x + 10.0));
 }
+PyObject* py_half_sum(PyObject*, PyObject* args) {
+  double a, b;
+  if (!PyArg_ParseTuple(args, "dd", &a, &b)) return nullptr;
+  return PyFloat_FromDouble(half_sum(a, b));
+}
 PyObject* py_fd_flags(PyObject*, PyObject* args) {
   long fd;
   if (!PyArg_ParseTuple(args, "l", &fd)) return nullptr;
@@ -141,6 +156,7 @@ PyMethodDef methods[] = {
     {"file_size", py_file_size, METH_VARARGS, nullptr},
     {"exp", py_exp, METH_VARARGS, nullptr},
     {"fd_flags", py_fd_flags, METH_VARARGS, nullptr},
+    {"half_sum", py_half_sum, METH_VARARGS, nullptr},
     {"fail", py_fail, METH_VARARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
