@@ -267,5 +267,40 @@ def check_builds(kernel_dir: Path) -> None:
         raise CheckError(f"{failed} of {len(variants)} variants have problems")
 
 
+@main.command("check-abi")
+@DIR_ARG
+@click.option("-m", "--manylinux", default="manylinux_2_27", show_default=True, help="glibc ceiling as a manylinux tag.")
+@click.option("-p", "--python-abi", default="3.9", show_default=True, help="Newest Python limited API version allowed (abi3).")
+@handle_errors
+def check_abi(kernel_dir: Path, manylinux: str, python_abi: str) -> None:
+    """Check every binary of the built variants (result/, build/ or DIR) for portability.
+
+    Rules: no glibc symbol version above the manylinux ceiling and every (symbol, version)
+    present in glibc 2.27; no GLIBCXX_/CXXABI_ versions and no libstdc++ in NEEDED (libstdc++
+    is linked statically); NEEDED only libc/libm/libpthread/libdl/librt/libgcc_s, torch's and
+    the CUDA libraries; only PyInit_* exported; the Python limited API up to --python-abi;
+    plus kernel-abi-check's manylinux and Python-ABI findings. Exit code 1 on any violation.
+    """
+    from .checks.layout import discover_variants
+    from .checks.portability import binaries_under, check_binary, format_report, policy_for
+    from .errors import CheckError, UsageError
+
+    try:
+        policy = policy_for(manylinux, python_abi)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    base, variants = discover_variants(kernel_dir)
+    if not variants:
+        raise UsageError(f"no build variants found in {kernel_dir} (looked in result/, build/ and the folder itself)")
+    binaries = binaries_under(variants)
+    if not binaries:
+        click.echo("no binaries to check (Python-only variants)")
+        return
+    results = {path.relative_to(base) if path.is_relative_to(base) else path: check_binary(path, policy) for path in binaries}
+    click.echo(format_report(results))
+    if any(results.values()):
+        raise CheckError("ABI compatibility issues found")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -176,12 +177,24 @@ def parallel_jobs(cores: int | None) -> int:
     return max(1, jobs // max(1, threads))
 
 
-def _kill_tree(process: subprocess.Popen) -> None:
-    """Kill a tool and everything it started (it leads its own process group)."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        process.kill()
+def _kill_tree(process: subprocess.Popen, grace: float = 10.0) -> None:
+    """Stop a tool and everything it started.
+
+    The tool leads its own process group. SIGTERM goes to the whole group first: Ninja, which
+    runs every compile command in a process group of its own, then stops those commands
+    itself. Whatever is still alive after `grace` seconds is killed.
+    """
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            if sig == signal.SIGKILL:
+                process.kill()
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 class Cancellation:
@@ -246,12 +259,24 @@ def run_logged(cmd: list[str], log: Path, *, cwd: Path | None = None, env: dict 
         raise BuildError(f"`{Path(cmd[0]).name} {cmd[1] if len(cmd) > 1 else ''}` failed (exit code {code})", log)
 
 
+def _drop_stale_cache(binary: Path, tree: Path) -> None:
+    """A CMake build folder only works for the source folder it was made for; after the kernel
+    directory was moved or copied, start that folder afresh (one full rebuild)."""
+    cache = binary / "CMakeCache.txt"
+    if not cache.is_file():
+        return
+    match = re.search(r"^CMAKE_HOME_DIRECTORY:INTERNAL=(.*)$", cache.read_text(errors="replace"), re.MULTILINE)
+    if match is None or Path(match.group(1)).resolve() != tree.resolve():
+        shutil.rmtree(binary)
+
+
 def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDir, staging: Path, log: Path, *, provenance: dict, cores: int | None,
                    report: Callable[..., None], cancel: Cancellation | None = None) -> Path:
     """Render the CMake tree, configure, compile and install one variant into `staging`."""
     name = job.variant.name
     work = build_dir.work_dir(name)
     tree, binary = work / "tree", work / "cmake-build"
+    _drop_stale_cache(binary, tree)
     write_tree(tree, render_project(config, job.unique_id, provenance, tree), force=True)
 
     report(name, "configure")
@@ -270,6 +295,7 @@ def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDi
         if shutil.which(launcher):
             configure += [f"-DCMAKE_{lang}_COMPILER_LAUNCHER={launcher}" for lang in ("C", "CXX", "CUDA")]
             break
+    configure += shlex.split(os.environ.get("CMAKE_ARGS", ""))  # extra CMake arguments, last so they win
     env = dict(os.environ)
     env.pop("KERNEL_BUILDER_CUDA_ARCHS", None)  # passed explicitly above
     run_logged(configure, log, env=env, cancel=cancel)
