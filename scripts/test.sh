@@ -19,6 +19,11 @@ if [ -z "${KB_NO_CUDA_BUILDS:-}" ] && [ -n "${CUDA_HOME:-}" ] && [ -x "$CUDA_HOM
     .venv-cu130/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None)" 2>/dev/null \
         || .venv-cu130/bin/python -m pip install -q --no-deps torch==2.11.0
     export KB_TEST_CUDA_PYTHON="$PWD/.venv-cu130/bin/python"
+    # cuobjdump (to list the architectures in a binary): a 300 kB wheel where the toolkit lacks it.
+    if [ ! -x "$CUDA_HOME/bin/cuobjdump" ]; then
+        .venv-cu130/bin/python -m pip install -q --no-deps nvidia-cuda-cuobjdump
+        export KB_CUOBJDUMP="$(.venv-cu130/bin/python -c 'import importlib.util, pathlib; s = importlib.util.find_spec("nvidia"); print(next(pathlib.Path(p) / "cu13" / "bin" / "cuobjdump" for p in s.submodule_search_locations))')"
+    fi
 fi
 
 # Real Nix for the Nix tests (offline evaluation): Debian's nix-bin, when we may install it.

@@ -241,7 +241,7 @@ function(kb_install_variant target)
   list(JOIN _archs " " _archs_text)
   set(_archs_arg "")
   if(KB_BACKEND STREQUAL "cuda" OR KB_BACKEND STREQUAL "rocm")
-    set(_archs_arg --archs "${_archs_text}")
+    set(_archs_arg "--archs \"${_archs_text}\"")
   endif()
   install(CODE "
     execute_process(
