@@ -36,15 +36,9 @@ void store(void *base, int64_t i, ScalarType type, float value) {
 
 void silu_and_mul(torch::stable::Tensor out, torch::stable::Tensor input) {
   STD_TORCH_CHECK(input.is_cpu() && out.is_cpu(), "silu_and_mul: expected CPU tensors");
-  STD_TORCH_CHECK(input.is_contiguous() && out.is_contiguous(), "silu_and_mul: expected contiguous tensors");
+  const int64_t d = check_silu_and_mul_args(out, input);
   const ScalarType type = input.scalar_type();
-  STD_TORCH_CHECK(type == ScalarType::Float || type == ScalarType::BFloat16, "silu_and_mul: supports float32 and bfloat16");
-  STD_TORCH_CHECK(out.scalar_type() == type, "silu_and_mul: out and input must have the same dtype");
-  const int64_t width = input.size(input.dim() - 1);
-  STD_TORCH_CHECK(width % 2 == 0, "silu_and_mul: the last dimension must be even, got ", width);
-  const int64_t d = width / 2;
-  STD_TORCH_CHECK(out.numel() * 2 == input.numel() && out.size(out.dim() - 1) == d, "silu_and_mul: out must have input's shape with the last dimension halved");
-
+  const int64_t width = 2 * d;
   const int64_t rows = d == 0 ? 0 : input.numel() / width;
   const void *src = input.const_data_ptr();
   void *dst = out.mutable_data_ptr();

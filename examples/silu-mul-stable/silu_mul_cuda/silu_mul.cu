@@ -32,14 +32,9 @@ __global__ void silu_and_mul_kernel(T *__restrict__ out, const T *__restrict__ i
 void silu_and_mul(torch::stable::Tensor out, torch::stable::Tensor input) {
   STD_TORCH_CHECK(input.is_cuda() && out.is_cuda(), "silu_and_mul: expected CUDA tensors");
   STD_TORCH_CHECK(input.get_device_index() == out.get_device_index(), "silu_and_mul: tensors are on different devices");
-  STD_TORCH_CHECK(input.is_contiguous() && out.is_contiguous(), "silu_and_mul: expected contiguous tensors");
+  const int64_t d = check_silu_and_mul_args(out, input);
   const ScalarType type = input.scalar_type();
-  STD_TORCH_CHECK(type == ScalarType::Float || type == ScalarType::BFloat16, "silu_and_mul: supports float32 and bfloat16");
-  STD_TORCH_CHECK(out.scalar_type() == type, "silu_and_mul: out and input must have the same dtype");
-  const int64_t width = input.size(input.dim() - 1);
-  STD_TORCH_CHECK(width % 2 == 0, "silu_and_mul: the last dimension must be even, got ", width);
-  const int64_t d = width / 2;
-  STD_TORCH_CHECK(out.numel() * 2 == input.numel() && out.size(out.dim() - 1) == d, "silu_and_mul: out must have input's shape with the last dimension halved");
+  const int64_t width = 2 * d;
   const int64_t rows = d == 0 ? 0 : input.numel() / width;
   if (rows == 0) {
     return;
