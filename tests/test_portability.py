@@ -622,3 +622,17 @@ def test_cuda_extension_with_dynamic_cudart_passes_and_loads(cuda_builds):
 def test_cuda_prelude_goes_through_nvcc_include(cuda_builds):
     found = cuda_builds("prelude").check()
     assert "cuda_probe.cu.o" in find(found, "glibc-version", "pthread_cond_clockwait").origin
+
+
+def test_cxx_runtime_symbol_left_for_another_library_is_caught(tmp_path):
+    """A std:: reference without a version would bind to whichever runtime is loaded first
+    (torch's): the gate must name it even though no GLIBCXX version shows it."""
+    source = tmp_path / "unbound.cpp"
+    source.write_text('#include <string>\nextern "C" __attribute__((visibility("default"))) unsigned long f(const char *s) { return std::string(s).size(); }\n')
+    binary = tmp_path / "unbound.so"
+    # Link against nothing C++: the std::string members stay undefined and unversioned.
+    subprocess.run(["g++", "-shared", "-fPIC", "-O1", "-nodefaultlibs", "-o", str(binary), str(source), "-lc", "-lgcc_s"], check=True)
+    found = [v for v in gate.check_binary(binary) if v.rule == "cxx-runtime-binding"]
+    assert found, "an unversioned std:: reference must be reported"
+    assert all(v.symbol.startswith(("_ZNSt", "_ZNKSt", "_ZSt", "__cxa_", "__gxx_personality")) for v in found)
+    assert "must come from the static libstdc++" in found[0].render()

@@ -90,6 +90,7 @@ class DynamicSymbol:
     library: str  # for undefined symbols: the file the version is required from
     defined: bool
     exported: bool  # defined, global or weak, default or protected visibility
+    weak: bool = False
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,8 @@ def _dynamic_symbol(symbol, ndx, required, defined_names) -> DynamicSymbol | Non
     index = ndx & 0x7FFF if isinstance(ndx, int) else 0
     if symbol["st_shndx"] == "SHN_UNDEF":
         library, version = required.get(index, ("", ""))
-        return DynamicSymbol(symbol.name, version, library, defined=False, exported=False)
+        weak = symbol["st_info"]["bind"] == "STB_WEAK"
+        return DynamicSymbol(symbol.name, version, library, defined=False, exported=False, weak=weak)
     version = defined_names.get(index, "")
     if symbol["st_shndx"] == "SHN_ABS" and version == symbol.name:
         return None  # the symbol a version definition creates, not code or data
@@ -303,7 +305,22 @@ def cxx_runtime_rules(facts: ElfFacts, policy: Policy) -> list[Violation]:
             found.append(Violation("forbidden-version", sym.name, sym.version,
                                    f"symbol {sym.name}@{sym.version} needs a shared libstdc++ "
                                    f"({prefix.rstrip('_')} version)"))
+        elif not sym.defined and not sym.weak and not sym.version and _is_cxx_runtime_symbol(sym.name):
+            found.append(Violation("cxx-runtime-binding", sym.name, "",
+                                   f"C++ runtime symbol {sym.name} is left for another library to "
+                                   "provide (e.g. torch's libstdc++ copy); it must come from the "
+                                   "static libstdc++"))
     return found
+
+
+# std::, __gnu_cxx:: and __cxxabiv1:: entities (functions, vtables, typeinfo, names), and the
+# C++ ABI entry points; glibc's own __cxa_* functions are not C++ runtime.
+_CXX_RUNTIME_RE = re.compile(r"^_Z(?:T[VIS])?(?:N[rVKRO]*)?(?:St|9__gnu_cxx|10__cxxabiv1)|^__cxa_|^__gxx_personality")
+_GLIBC_CXA = frozenset({"__cxa_atexit", "__cxa_finalize", "__cxa_thread_atexit_impl"})
+
+
+def _is_cxx_runtime_symbol(name: str) -> bool:
+    return name not in _GLIBC_CXA and _CXX_RUNTIME_RE.match(name) is not None
 
 
 def needed_rules(facts: ElfFacts, policy: Policy) -> list[Violation]:

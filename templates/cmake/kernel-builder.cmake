@@ -151,10 +151,11 @@ function(kb_add_extension name)
   if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
     target_link_options(${name} PRIVATE "LINKER:--as-needed")
   endif()
-  target_link_libraries(${name} PRIVATE kb_torch)
+  # The portability policy first: it puts the static C++ runtime ahead of torch's libraries.
   if(COMMAND kb_apply_portability)
     kb_apply_portability(${name})
   endif()
+  target_link_libraries(${name} PRIVATE kb_torch)
 endfunction()
 
 # kb_add_section(<target> NAME <n> [SOURCES ...] [INCLUDES ...] [CXX_FLAGS ...] [CUDA_FLAGS ...]

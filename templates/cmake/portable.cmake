@@ -1,7 +1,11 @@
 # portable.cmake — make a torch extension built on a new Linux run on glibc >= 2.27.
 #
 #   include(${CMAKE_CURRENT_SOURCE_DIR}/cmake/portable.cmake)
-#   kb_apply_portability(<module-library-target>)
+#   kb_apply_portability(<module-library-target>)   # before linking torch's libraries
+#
+# Call it before target_link_libraries() adds torch's shared libraries: it links libstdc++.a
+# as an item, which must precede them (torch >= 2.12 exports some std:: members that would
+# otherwise satisfy the extension's references with torch's runtime).
 #
 # The recipe (measured on Debian 12: glibc 2.36, GCC 12): libstdc++ linked statically and hidden
 # (--exclude-libs,ALL), libgcc_s kept dynamic, a glibc shim reached through -Wl,--wrap, a
@@ -137,6 +141,19 @@ function(kb_apply_portability target)
   _kb_enabled(static-libstdc++ use_static_libstdcxx)
   if(use_static_libstdcxx)
     _kb_host_link_options(${target} "-static-libstdc++")
+    # -static-libstdc++ alone puts libstdc++.a after torch's libraries. torch >= 2.12 exports
+    # some C++20 std:: members (weak, unversioned) from libc10/libtorch_cpu, which would then
+    # satisfy our references: a stream built by torch's runtime and destroyed by ours crashes.
+    # Naming the archive as a link item puts it ahead of every shared library.
+    if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+      execute_process(COMMAND "${CMAKE_CXX_COMPILER}" -print-file-name=libstdc++.a
+        OUTPUT_VARIABLE libstdcxx OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE status)
+      if(status EQUAL 0 AND IS_ABSOLUTE "${libstdcxx}" AND EXISTS "${libstdcxx}")
+        target_link_libraries(${target} PRIVATE "${libstdcxx}")
+      else()
+        message(WARNING "kb_apply_portability: libstdc++.a not found; C++ runtime symbols may bind to torch's copy")
+      endif()
+    endif()
   endif()
   # libgcc's arithmetic helpers from the static libgcc.a, ahead of libgcc_s: GCC 12 resolves
   # _Float16 conversions (__extendhfsf2, ...) to libgcc_s.so.1@GCC_12.0.0, which older systems
