@@ -18,6 +18,7 @@ from .backends.host import Host, detect_host
 from .backends.local import Cancellation, Job, Plan, build_compiled, link_map, object_files, parse_cuda_archs, plan_local
 from .checks.importcheck import import_check
 from .checks.layout import Finding, check_variant
+from .checks.python_code import check_source_package, format_registration_report
 from .config import BuildConfig, load_config
 from .errors import BuildError, KernelBuilderError, UsageError
 from .layout.assemble import add_legacy_subpackage, assemble_noarch
@@ -138,11 +139,30 @@ def _build_one(config: BuildConfig, job: Job, host: Host, build_dir: BuildDir, o
         return VariantResult(name, "failed", round(time.monotonic() - start, 1), log=str(log), error=message, cuda_archs=job.cuda_archs)
 
 
+def _check_python_sources(config: BuildConfig, reporter: Reporter) -> None:
+    """The kernel's Python code is checked once, before anything is built (every variant would
+    fail the same way)."""
+    findings = check_source_package(config)
+    errors = [f for f in findings if not f.warning]
+    for finding in findings:
+        if finding.warning:
+            reporter.note("warning: " + finding.render(config.root))
+    if not errors:
+        return
+    lines = []
+    registrations = [f for f in errors if f.rule == "registration"]
+    if registrations:
+        lines.append(format_registration_report(registrations, config.root))
+    lines += [f.render(config.root) for f in errors if f.rule != "registration"]
+    raise UsageError(f"the Python code of {config.general.name} would not work once loaded:\n" + "\n".join(lines))
+
+
 def run_build(kernel_dir: Path, options: BuildOptions, reporter: Reporter) -> BuildReport:
     """Build every variant this machine can build for the kernel in `kernel_dir`."""
     kernel_dir = Path(kernel_dir)
     config = load_config(kernel_dir)
     choose_backend(options.backend, config.root)
+    _check_python_sources(config, reporter)
     targets = parse_cuda_archs(options.cuda_archs if options.cuda_archs is not None else os.environ.get("KERNEL_BUILDER_CUDA_ARCHS"))
     host = detect_host(options.python)
     uid = unique_id(config, options.unique_id)

@@ -128,10 +128,15 @@ def test_unprefixed_registration_stops_the_install(tmp_path):
     init = kernel / "torch-ext" / "rms_norm_py" / "__init__.py"
     init.write_text(init.read_text().replace('custom_op(add_op_namespace_prefix("rms_norm")', 'custom_op("myns::rms_norm"'))
     result = kb("build", kernel)
-    assert result.returncode == 1
-    assert "Found Torch library registrations that do not use `add_op_namespace_prefix`:" in result.stderr
-    assert "__init__.py:" in result.stderr and "custom_op _rms_norm" in result.stderr
-    assert not [p for p in (kernel / "build").iterdir() if not p.name.startswith(".")]
+    assert result.returncode == 2
+    # Once, before anything is built, naming the source file and line.
+    assert result.stderr.count("Found Torch library registrations that do not use `add_op_namespace_prefix`:") == 1
+    assert "torch-ext/rms_norm_py/__init__.py:" in result.stderr and "custom_op _rms_norm" in result.stderr
+    assert not (kernel / "build").exists()
+    # check-builds applies the same rule to built variants.
+    from kernel_builder.checks.python_code import scan_package
+
+    assert [f.rule for f in scan_package(kernel / "torch-ext" / "rms_norm_py", "rms_norm_py")] == ["registration"]
 
 
 def test_absolute_self_import_stops_the_install(tmp_path):
@@ -139,9 +144,9 @@ def test_absolute_self_import_stops_the_install(tmp_path):
     init = kernel / "torch-ext" / "relu" / "__init__.py"
     init.write_text(init.read_text().replace("from ._ops import ops", "from relu._ops import ops"))
     result = kb("build", kernel)
-    assert result.returncode == 1
-    assert "absolute import of the kernel's own package 'relu'" in result.stderr
-    assert not (kernel / "build" / host_variant()).exists()
+    assert result.returncode == 2
+    assert "torch-ext/relu/__init__.py:" in result.stderr and "absolute import of the kernel's own package 'relu'" in result.stderr
+    assert not (kernel / "build").exists()
 
 
 def test_leaky_build_fails_the_gate_and_is_not_installed(tmp_path):

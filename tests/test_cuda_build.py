@@ -166,7 +166,7 @@ def test_per_file_flags_in_a_cuda_section(tmp_path):
     ("edit", "expected"),
     [
         (('src = ["relu_cuda/relu.cu"]', 'src = ["relu_cuda/relu.cu"]\ncuda-capabilities = ["7.0"]'), "CUDA kernel relu_cuda: empty set of capabilities after intersection (kernel: 7.0"),
-        (('depends = ["torch"]\nsrc = ["relu_cuda/relu.cu"]', 'depends = ["torch", "cutlass_3_8"]\nsrc = ["relu_cuda/relu.cu"]'), "depends on cutlass_3_8 (CUTLASS 3.8.0) was not found"),
+        (('depends = ["torch"]\nsrc = ["relu_cuda/relu.cu"]', 'depends = ["torch", "cutlass_3_8"]\nsrc = ["relu_cuda/relu.cu"]'), "kernel.relu_cuda depends on cutlass_3_8 (CUTLASS 3.8.0), which was not found"),
         (('backends = ["cpu", "cuda"]', 'backends = ["cpu", "cuda"]\n\n[general.cuda]\nmaxver = "12.9"'), "CUDA 13.0 is newer than general.cuda.maxver 12.9"),
     ],
 )

@@ -49,7 +49,8 @@ def discover_variants(directory: Path) -> tuple[Path, list[Path]]:
     return directory, []
 
 
-def _allowed_imports(python_depends: list[str]) -> frozenset[str]:
+def allowed_imports(python_depends: list[str] | tuple[str, ...]) -> frozenset[str]:
+    """Import names of the declared python-depends (e.g. einops), which kernel code may import."""
     table = rules.python_dependencies()
     names = set()
     for scope in table.values():
@@ -127,7 +128,7 @@ def check_variant(variant: Path, *, base: Path | None = None) -> list[Finding]:
             findings.append(Finding(where, "no _ops.py"))
         elif data["id"] not in ops.read_text(errors="replace"):
             findings.append(Finding(where, f"_ops.py does not use the ops namespace {data['id']}"))
-    code = scan_package(variant, python_name, _allowed_imports(data["python-depends"]))
+    code = scan_package(variant, python_name, allowed_imports(data["python-depends"]))
     registrations = [f for f in code if f.rule == "registration"]
     if registrations:
         findings.append(Finding(where, format_registration_report(registrations, variant)))

@@ -140,6 +140,18 @@ def scan_package(package_dir: Path, python_name: str, allowed_imports: frozenset
     return findings
 
 
+def check_source_package(config) -> list[CodeFinding]:
+    """Both checks on the kernel's own Python package, before anything is built.
+
+    Errors are returned; the caller reports them with paths relative to the kernel directory.
+    """
+    from .layout import allowed_imports
+
+    g = config.general
+    declared = [dep for backend in g.backends for dep in g.python_depends_for(backend)]
+    return scan_package(config.root / config.python_package_dir, g.python_name, allowed_imports(declared))
+
+
 def format_registration_report(findings: list[CodeFinding], root: Path | None = None) -> str:
     """The report for unprefixed registrations, in the format upstream tooling prints."""
     lines = [PREFIX_HEADER]

@@ -104,7 +104,7 @@ def cmd_find_dependency(args: argparse.Namespace) -> int:
         print(f"kernel.{args.section} depends on {found['problem']}", file=sys.stderr)
         return 1
     if found["problem"]:
-        print(f"warning: {found['problem']}", file=sys.stderr)
+        print(f"warning: kernel.{args.section} depends on {found['problem']}", file=sys.stderr)
     print(";".join(found["include_dirs"]))
     return 0
 

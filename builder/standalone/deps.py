@@ -55,7 +55,7 @@ def find_cutlass(dependency: str) -> dict:
         dirs = [str(include)] + [str(p) for p in (root / "tools" / "util" / "include",) if p.is_dir()]
         result = {"found": True, "include_dirs": dirs, "version": version, "origin": origin, "wanted": wanted, "problem": None}
         if version.split(".")[:2] != wanted.split(".")[:2]:
-            result["problem"] = f"{dependency} wants CUTLASS {wanted}, {origin} has {version}"
+            result["problem"] = f"{dependency} (CUTLASS {wanted}), but {origin} has CUTLASS {version}"
             if origin != "CUTLASS_SRC_DIR":  # an explicit checkout is the user's choice
                 result["found"] = False
                 continue
@@ -66,5 +66,5 @@ def find_cutlass(dependency: str) -> dict:
         "version": None,
         "origin": None,
         "wanted": wanted,
-        "problem": f"{dependency} (CUTLASS {wanted}) was not found: set CUTLASS_SRC_DIR to a CUTLASS {wanted} checkout, or install a matching nvidia-cutlass wheel",
+        "problem": f"{dependency} (CUTLASS {wanted}), which was not found: set CUTLASS_SRC_DIR to a CUTLASS {wanted} checkout, or install a matching nvidia-cutlass wheel",
     }

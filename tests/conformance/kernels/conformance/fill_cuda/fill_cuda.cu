@@ -34,9 +34,8 @@ void conformance::fill_(at::Tensor& out, double value) {
 }
 
 std::string conformance::cuda_bad_launch(bool catch_inside) {
-  // 2048 threads per block (every GPU allows at most 1024): "invalid configuration argument",
-  // a launch error that is not sticky. (A zero-block launch is reported as cudaErrorInvalidValue
-  // by recent drivers, so it is not used.)
+  // 2048 threads per block (every GPU allows at most 1024): a launch error that is not sticky
+  // (cudaErrorInvalidConfiguration, or cudaErrorInvalidValue with the CUDA 13 runtime).
   fill_kernel<<<1, 2048, 0, c10::cuda::getCurrentCUDAStream()>>>(nullptr, 0.0f, 0);
   if (!catch_inside) {
     C10_CUDA_KERNEL_LAUNCH_CHECK();
