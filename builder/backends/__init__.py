@@ -1,1 +1,1 @@
-"""backends"""
+"""Build backends: the build machine (host) and the local CMake + Ninja backend."""

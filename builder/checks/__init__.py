@@ -1,1 +1,1 @@
-"""checks"""
+"""Checks on built variants: layout and metadata, Python code, binary portability, loading."""
