@@ -20,7 +20,7 @@ from .checks.importcheck import import_check
 from .checks.layout import Finding, check_variant
 from .checks.python_code import check_source_package, format_registration_report
 from .config import BuildConfig, load_config
-from .errors import BuildError, KernelBuilderError, UsageError
+from .errors import BuildError, CheckError, KernelBuilderError, UsageError
 from .layout.assemble import add_legacy_subpackage, assemble_noarch
 from .layout.install import BuildDir
 from .progress import Reporter
@@ -40,7 +40,6 @@ class BuildOptions:
     unique_id: str | None = None
     legacy_subpackage: bool = False
     import_check: bool = True
-    output: Path | None = None  # default: <kernel>/build
 
 
 @dataclass
@@ -70,7 +69,7 @@ class BuildReport:
         return {"kernel": self.kernel, "backend": self.backend, "ok": self.ok, "variants": [asdict(r) for r in self.results], "skipped": self.skipped}
 
 
-def choose_backend(requested: str, kernel_dir: Path) -> str:
+def choose_backend(requested: str) -> str:
     """The backend to use; `auto` is the local backend (the Nix backend is not available yet)."""
     if requested not in BACKENDS:
         raise UsageError(f"--backend {requested!r}: choose one of {', '.join(BACKENDS)}")
@@ -125,7 +124,7 @@ def _build_one(config: BuildConfig, job: Job, host: Host, build_dir: BuildDir, o
             with open(log, "a") as out:
                 out.write("\n".join(["", "checks:", *(f.render() for f in findings)] if findings else ["", "checks: all passed"]) + "\n")
             if errors:
-                raise BuildError(f"{name} failed its checks; it was not installed:\n  " + "\n  ".join(errors), log)
+                raise CheckError(f"{name} failed its checks; it was not installed:\n  " + "\n  ".join(errors) + f"\nfull log: {log}")
             cancel.check()
             final = build_dir.install(staged)
         reporter.stage(name, "done")
@@ -133,7 +132,7 @@ def _build_one(config: BuildConfig, job: Job, host: Host, build_dir: BuildDir, o
     except KernelBuilderError as exc:
         reporter.stage(name, "failed")
         message = str(exc)
-        if isinstance(exc, BuildError) and exc.log is not None and "failed its checks" not in message:
+        if isinstance(exc, BuildError) and exc.log is not None:  # a tool failed: show its last words
             tail = exc.log.read_text(errors="replace").splitlines()[-25:]
             message += "\n  last lines of the log:\n    " + "\n    ".join(tail)
         return VariantResult(name, "failed", round(time.monotonic() - start, 1), log=str(log), error=message, cuda_archs=job.cuda_archs)
@@ -161,7 +160,7 @@ def run_build(kernel_dir: Path, options: BuildOptions, reporter: Reporter) -> Bu
     """Build every variant this machine can build for the kernel in `kernel_dir`."""
     kernel_dir = Path(kernel_dir)
     config = load_config(kernel_dir)
-    choose_backend(options.backend, config.root)
+    choose_backend(options.backend)
     _check_python_sources(config, reporter)
     targets = parse_cuda_archs(options.cuda_archs if options.cuda_archs is not None else os.environ.get("KERNEL_BUILDER_CUDA_ARCHS"))
     host = detect_host(options.python)
@@ -170,7 +169,7 @@ def run_build(kernel_dir: Path, options: BuildOptions, reporter: Reporter) -> Bu
     for backend_name, reason in plan.skipped.items():
         reporter.note(f"skipping {backend_name}: {reason}")
     prov = provenance(config)
-    build_dir = BuildDir(config.root, options.output)
+    build_dir = BuildDir(config.root)
     results: list[VariantResult] = []
     with build_dir.locked(on_wait=reporter.waiting), reporter:
         for job in plan.jobs:

@@ -33,8 +33,8 @@ STATE_DIR = ".kernel-builder"
 class BuildDir:
     """The build/ folder of one kernel, with its private state."""
 
-    def __init__(self, kernel_dir: Path, output: Path | None = None):
-        self.root = Path(output) if output is not None else Path(kernel_dir) / "build"
+    def __init__(self, kernel_dir: Path):
+        self.root = Path(kernel_dir) / "build"
         self.state = self.root / STATE_DIR
 
     def log_path(self, variant: str) -> Path:
