@@ -18,7 +18,7 @@ from typing import Any, Callable
 import click
 
 from . import __version__
-from .errors import EXIT_BAD_INPUT, KernelBuilderError
+from .errors import KernelBuilderError
 
 log = logging.getLogger("kernel_builder")
 DIR_ARG = click.argument("kernel_dir", default=".", type=click.Path(path_type=Path, file_okay=False))
@@ -229,13 +229,10 @@ def build(kernel_dir: Path, backend: str, variant: str | None, python: Path | No
 @handle_errors
 def hash_variants(kernel_dir: Path) -> None:
     """Recompute the digest in every variant's metadata.json (result/, build/ or DIR)."""
-    from .checks.layout import discover_variants
-    from .errors import UsageError
+    from .checks.layout import require_variants
     from .layout.metadata import write_metadata
 
-    base, variants = discover_variants(kernel_dir)
-    if not variants:
-        raise UsageError(f"no build variants found in {kernel_dir} (looked in result/, build/ and the folder itself)")
+    base, variants = require_variants(kernel_dir)
     for variant in variants:
         metadata = json.loads((variant / "metadata.json").read_text())
         metadata.pop("digest", None)
@@ -249,12 +246,10 @@ def hash_variants(kernel_dir: Path) -> None:
 def check_builds(kernel_dir: Path) -> None:
     """Check built variants (result/, build/ or DIR): name, metadata.json, digest, extension,
     ops namespace, relative imports and add_op_namespace_prefix use. Exit code 1 on a problem."""
-    from .checks.layout import check_variant, discover_variants
-    from .errors import CheckError, UsageError
+    from .checks.layout import check_variant, require_variants
+    from .errors import CheckError
 
-    base, variants = discover_variants(kernel_dir)
-    if not variants:
-        raise UsageError(f"no build variants found in {kernel_dir} (looked in result/, build/ and the folder itself)")
+    base, variants = require_variants(kernel_dir)
     failed = 0
     for variant in variants:
         findings = check_variant(variant, base=base)
@@ -281,7 +276,7 @@ def check_abi(kernel_dir: Path, manylinux: str, python_abi: str) -> None:
     the CUDA libraries; only PyInit_* exported; the Python limited API up to --python-abi;
     plus kernel-abi-check's manylinux and Python-ABI findings. Exit code 1 on any violation.
     """
-    from .checks.layout import discover_variants
+    from .checks.layout import require_variants
     from .checks.portability import binaries_under, check_binary, format_report, policy_for
     from .errors import CheckError, UsageError
 
@@ -289,9 +284,7 @@ def check_abi(kernel_dir: Path, manylinux: str, python_abi: str) -> None:
         policy = policy_for(manylinux, python_abi)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    base, variants = discover_variants(kernel_dir)
-    if not variants:
-        raise UsageError(f"no build variants found in {kernel_dir} (looked in result/, build/ and the folder itself)")
+    base, variants = require_variants(kernel_dir)
     binaries = binaries_under(variants)
     if not binaries:
         click.echo("no binaries to check (Python-only variants)")

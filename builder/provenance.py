@@ -99,13 +99,9 @@ def unique_id(config: BuildConfig, override: str | None = None) -> str:
 
 @cache
 def builder_git() -> GitState | None:
-    """kernel-builder's own commit when it runs from a git checkout (editable install)."""
-    package_dir = Path(__file__).resolve().parent
-    try:
-        from ._build_info import COMMIT, DIRTY  # written when a wheel is built
-    except ImportError:
-        return git_state(package_dir.parent) if (package_dir.parent / ".git").exists() else None
-    return GitState(commit=COMMIT, tree="", dirty=DIRTY)
+    """kernel-builder's own commit when it runs from a git checkout (editable install); else None."""
+    repo = Path(__file__).resolve().parent.parent
+    return git_state(repo) if (repo / ".git").exists() else None
 
 
 def provenance(config: BuildConfig) -> dict:

@@ -4,7 +4,6 @@ refusals, the lock, and the portability gate through `kernel-builder build`."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import textwrap

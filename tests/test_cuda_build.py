@@ -44,13 +44,9 @@ def elf_archs(binary: Path) -> list[str]:
 
 
 def needed(binary: Path) -> list[str]:
-    from elftools.elf.dynamic import DynamicSection
-    from elftools.elf.elffile import ELFFile
+    from kernel_builder.checks.portability import read_elf
 
-    with open(binary, "rb") as handle:
-        elf = ELFFile(handle)
-        dynamic = next(s for s in elf.iter_sections() if isinstance(s, DynamicSection))
-        return [tag.needed for tag in dynamic.iter_tags() if tag.entry.d_tag == "DT_NEEDED"]
+    return list(read_elf(binary).needed)
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,7 @@ def _select_archs(config: BuildConfig, host: Host, targets: tuple[str, ...]) -> 
     selected, errors = {}, []
     toolkit = host.cuda
     for kernel in config.kernels_for("cuda"):
-        if kernel.cuda_minver is not None and archs._version_key(toolkit.version) < archs._version_key(str(kernel.cuda_minver)):
+        if kernel.cuda_minver is not None and archs.version_key(toolkit.version) < archs.version_key(str(kernel.cuda_minver)):
             continue
         try:
             requested = list(kernel.cuda_capabilities) if kernel.cuda_capabilities else None

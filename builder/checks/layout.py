@@ -49,6 +49,16 @@ def discover_variants(directory: Path) -> tuple[Path, list[Path]]:
     return directory, []
 
 
+def require_variants(directory: Path) -> tuple[Path, list[Path]]:
+    """discover_variants, or a UsageError when there is none."""
+    from ..errors import UsageError
+
+    base, variants = discover_variants(directory)
+    if not variants:
+        raise UsageError(f"no build variants found in {directory} (looked in result/, build/ and the folder itself)")
+    return base, variants
+
+
 def allowed_imports(python_depends: list[str] | tuple[str, ...]) -> frozenset[str]:
     """Import names of the declared python-depends (e.g. einops), which kernel code may import."""
     table = rules.python_dependencies()

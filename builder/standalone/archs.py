@@ -72,13 +72,14 @@ class Capability:
         return f"{self.major}{self.minor}{self.suffix}"
 
 
-def _version_key(version: str) -> tuple[int, int]:
+def version_key(version: str) -> tuple[int, int]:
+    """'13.0' -> (13, 0); a single component gets minor 0."""
     parts = [int(p) for p in str(version).split(".")[:2]]
     return (parts[0], parts[1] if len(parts) > 1 else 0)
 
 
 def _for_toolkit(table: dict, version: str) -> str:
-    key = _version_key(version)
+    key = version_key(version)
     eligible = [k for k in table if k <= key]
     return table[max(eligible)] if eligible else table[min(table)]
 

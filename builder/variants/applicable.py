@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from packaging.version import Version
 
@@ -119,11 +119,6 @@ def applicable_variants(config: BuildConfig, build_sets: tuple[BuildSet, ...] | 
                 chosen[variant.name] = variant
                 continue
             newest = variant if Version(variant.torch) > Version(previous.torch) else previous
-            chosen[variant.name] = _with_required(newest, previous.required or variant.required)
+            chosen[variant.name] = replace(newest, required=previous.required or variant.required)
     return sorted(chosen.values(), key=lambda v: v.name)
 
-
-def _with_required(variant: Variant, required: bool) -> Variant:
-    data = asdict(variant)
-    data["required"] = required
-    return Variant(**data)
