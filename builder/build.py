@@ -462,3 +462,31 @@ def _execute(run: _Run, units: list[Unit], planned: Planned, store) -> list[Vari
                 future.cancel()
             raise
     return results
+
+
+def build_variant_into(kernel_dir: Path, variant_name: str, toolchain_dir: Path, out: Path, *, work: Path, unique_id: str | None = None,
+                       kernel_commit: str | None = None, kernel_dirty: bool = False, cuda_archs: str | None = None, cores: int | None = None,
+                       import_check: bool = True, engine: str = "nix", reporter: Reporter | None = None) -> VariantResult:
+    """Build one variant with a given toolchain environment into `out/<variant>` (the Nix engine's builder).
+
+    The same stages as `build` (render, CMake + Ninja, the checks, the gate, the import check),
+    without build/, locks or stamps: the caller (a Nix derivation) owns `out` and `work`.
+    """
+    from .provenance import GitState, provenance, unique_id as make_id
+    from .toolchains.environment import read_environment
+    from .variants import load_matrix, select_variants
+
+    config = load_config(kernel_dir)
+    reporter = reporter or Reporter(quiet=True)
+    _check_python_sources(config, reporter)
+    (variant,) = select_variants(config, load_matrix(), Selection(names=(variant_name,))).variants
+    host = host_from_environment(read_environment(toolchain_dir))
+    targets = parse_cuda_archs(cuda_archs)
+    kernel = GitState(commit=kernel_commit, tree="", dirty=kernel_dirty) if kernel_commit else None
+    prov = provenance(config, engine=engine, kernel=kernel)
+    uid = unique_id or make_id(config, None)
+    build_dir = BuildDir(config.root, root=out, state=work)
+    resources = plan_resources(1, has_cuda=variant.backend == "cuda", max_jobs=1, cores=cores)
+    run = _Run(config, BuildOptions(import_check=import_check), reporter, build_dir, resources, targets, uid, prov)
+    (result,) = run.build_group([Unit(variant)], host)
+    return result

@@ -341,6 +341,47 @@ def lock(kernel_dir: Path, variants, torch_versions, backend_types, latest, incl
     click.echo(f"{lock_file.path}: {'written' if written else 'unchanged'} ({plan.resolved} toolchain(s) resolved)")
 
 
+@main.command("build-variant")
+@DIR_ARG
+@click.option("--variant", "variant_name", required=True, metavar="NAME", help="The variant to build.")
+@click.option("--toolchain-dir", required=True, type=click.Path(path_type=Path, file_okay=False, exists=True), help="A toolchain environment (made by `toolchains install`).")
+@click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False), help="Where <variant>/ is written.")
+@click.option("--work", type=click.Path(path_type=Path, file_okay=False), help="Scratch folder (default: a temporary one).")
+@click.option("--unique-id", metavar="ID", help="Suffix of the ops namespace.")
+@click.option("--kernel-commit", metavar="SHA", help="The kernel's git commit for provenance (the sources may be a copy without .git).")
+@click.option("--kernel-dirty", is_flag=True, help="With --kernel-commit: the sources differ from that commit.")
+@click.option("--cuda-archs", metavar="LIST", help="Only these CUDA capabilities (development builds).")
+@click.option("--cores", type=click.IntRange(min=1), help="Compile jobs.")
+@click.option("--no-import-check", is_flag=True, help="Do not load the variant.")
+@click.option("--engine", type=click.Choice(["nix", "local"]), default="nix", show_default=True, help="Recorded in metadata provenance.")
+@handle_errors
+def build_variant(kernel_dir: Path, variant_name: str, toolchain_dir: Path, out: Path, work: Path | None, unique_id: str | None, kernel_commit: str | None,
+                  kernel_dirty: bool, cuda_archs: str | None, cores: int | None, no_import_check: bool, engine: str) -> None:
+    """Build one variant with a given toolchain environment into OUT/<variant> (used by the Nix engine's derivations).
+
+    The same stages as `build`: render, CMake + Ninja with the compat layer, the layout and
+    metadata checks, the portability gate and the import check. Exit code 1 when any fails.
+    """
+    import tempfile
+
+    from .build import build_variant_into
+    from .errors import CheckError
+    from .provenance import COMMIT_RE
+    from .errors import UsageError
+
+    if kernel_commit is not None and not COMMIT_RE.match(kernel_commit):
+        raise UsageError(f"--kernel-commit {kernel_commit!r}: expected a full 40- or 64-digit hexadecimal commit id")
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="kb-build-variant-") as tmp:
+        result = build_variant_into(kernel_dir, variant_name, toolchain_dir, out, work=work or Path(tmp), unique_id=unique_id, kernel_commit=kernel_commit,
+                                    kernel_dirty=kernel_dirty, cuda_archs=cuda_archs, cores=cores, import_check=not no_import_check, engine=engine)
+    if result.status != "built":
+        raise CheckError(f"{variant_name}: {result.error}")
+    for warning in result.warnings:
+        log.warning(warning)
+    click.echo(f"built {result.path}")
+
+
 @main.group("toolchains")
 def toolchains() -> None:
     """Show and free the cached toolchain environments (shared by every kernel)."""
@@ -362,6 +403,41 @@ def toolchains_list(as_json: bool) -> None:
         click.echo(f"{env.hash}  {env.key or '?':45} {env.size / 1e9:6.2f} GB  last used {env.last_used_text}  {state}")
     click.echo(f"{len(inv.environments)} environment(s), {inv.environments_size / 1e9:.2f} GB; artifact store {inv.artifacts} file(s), "
                f"{inv.artifacts_size / 1e9:.2f} GB (in {inv.root})")
+
+
+@toolchains.command("install")
+@DIR_ARG
+@click.option("--variant", "variant_name", metavar="NAME", help="The variant whose toolchain to install (from the kernel's lock).")
+@click.option("--key", metavar="KEY", help="Or the toolchain's key in the lock.")
+@click.option("--python-version", metavar="X.Y", help="With --variant: the Python version of the toolchain (default: this interpreter's).")
+@click.option("--wheel", "wheels", multiple=True, type=click.Path(path_type=Path, dir_okay=False, exists=True), help="A wheel file of the toolchain (repeatable; a Nix store path ending in the wheel's name is fine).")
+@click.option("--prefix", required=True, type=click.Path(path_type=Path, file_okay=False), help="Where the environment is made.")
+@click.option("--python", "python", metavar="PATH", help="The interpreter the environment is made with.")
+@handle_errors
+def toolchains_install(kernel_dir: Path, variant_name: str | None, key: str | None, python_version: str | None, wheels: tuple[Path, ...], prefix: Path,
+                       python: str | None) -> None:
+    """Make a toolchain environment at PREFIX from the lock and local wheel files (no network; used by Nix)."""
+    from .toolchains import LockFile
+    from .toolchains.environment import install_environment
+    from .toolchains.store import link_wheels
+    from .backends.matrix import running_python
+    from .errors import UsageError
+
+    lock_file = LockFile.load(kernel_dir)
+    if variant_name:
+        toolchain = lock_file.toolchain_for(variant_name, python_version or running_python())
+    elif key:
+        toolchain = lock_file.toolchains.get(key)
+    else:
+        raise UsageError("name the toolchain: --variant NAME or --key KEY")
+    if toolchain is None:
+        raise UsageError(f"{lock_file.path}: no toolchain for {variant_name or key}; run `kernel-builder lock`")
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="kb-wheels-") as tmp:
+        files = link_wheels(toolchain, list(wheels), Path(tmp))
+        install_environment(toolchain, files, prefix, python=python)
+    click.echo(f"installed {toolchain.key} into {prefix}")
 
 
 @toolchains.command("prune")

@@ -122,20 +122,39 @@ def ensure_environment(toolchain: LockedToolchain, store: ArtifactStore, *, root
             files = list(pool.map(store.fetch, toolchain.artifacts))
         if on_stage:
             on_stage("install")
-        start = time.monotonic()
         if directory.exists():
             shutil.rmtree(directory)  # incomplete: made again from scratch
-        try:
-            stamp = _make(toolchain, directory, files)
-        except BaseException:
-            shutil.rmtree(directory, ignore_errors=True)
-            raise
-        tmp = directory / (STAMP + ".tmp")
-        tmp.write_text(json.dumps(stamp, indent=2) + "\n")
-        os.replace(tmp, directory / STAMP)
+        start = time.monotonic()
+        stamp = install_environment(toolchain, files, directory)
         _touch(directory)
         log.debug("made toolchain %s in %s (%.1f s)", toolchain.key, directory, time.monotonic() - start)
     return ToolchainEnvironment.from_stamp(directory, stamp)
+
+
+def install_environment(toolchain: LockedToolchain, files: list[Path], directory: Path, *, python: str | None = None) -> dict:
+    """Make the environment of `toolchain` at `directory` from its wheel `files` (no network); return its stamp.
+
+    Used by the local engine (files from the artifact store) and by the Nix engine's toolchain
+    derivation (files from fixed-output fetches). The stamp is written last.
+    """
+    try:
+        stamp = _make(toolchain, directory, files, python)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    tmp = directory / (STAMP + ".tmp")
+    tmp.write_text(json.dumps(stamp, indent=2) + "\n")
+    os.replace(tmp, directory / STAMP)
+    return stamp
+
+
+def read_environment(directory: Path) -> ToolchainEnvironment:
+    """A ready environment at `directory`, whatever made it (its stamp says what it is)."""
+    try:
+        stamp = json.loads((Path(directory) / STAMP).read_text())
+    except (OSError, ValueError) as exc:
+        raise EnvironmentError_(f"{directory} is not a kernel-builder toolchain environment ({exc})") from None
+    return ToolchainEnvironment.from_stamp(Path(directory), stamp)
 
 
 def _touch(directory: Path) -> None:
@@ -145,9 +164,9 @@ def _touch(directory: Path) -> None:
         pass  # a read-only cache still works
 
 
-def _make(toolchain: LockedToolchain, directory: Path, files: list[Path]) -> dict:
+def _make(toolchain: LockedToolchain, directory: Path, files: list[Path], python: str | None = None) -> dict:
     spec = toolchain.spec
-    run_uv(["venv", str(directory), "--python", _base_python(spec.python), "--no-project", "--quiet"])
+    run_uv(["venv", str(directory), "--python", python or _base_python(spec.python), "--no-project", "--quiet"])
     python = directory / "bin" / "python"
     run_uv(["pip", "install", "--python", str(python), "--offline", "--no-index", "--no-deps", "--quiet", *map(str, files)])
     from ..backends.host import probe_python

@@ -135,3 +135,26 @@ class ArtifactStore:
                              f"the file at {artifact.url} changed since it was locked")
         if artifact.size is not None and size != artifact.size:
             raise FetchError(f"{artifact.filename}: {size} bytes, the lock says {artifact.size}")
+
+
+def link_wheels(toolchain, files: list[Path], folder: Path) -> list[Path]:
+    """The toolchain's wheels under their own file names in `folder` (symlinks to `files`).
+
+    Installers need a wheel's real file name; a Nix store path is `<hash>-<name>`. Every artifact
+    of the lock must be among `files`; each is matched by its file name.
+    """
+    by_name: dict[str, Path] = {}
+    for path in files:
+        for artifact in toolchain.artifacts:
+            if path.name == artifact.filename or path.name.endswith("-" + artifact.filename):
+                by_name[artifact.filename] = path
+    missing = [a.filename for a in toolchain.artifacts if a.filename not in by_name]
+    if missing:
+        raise FetchError(f"{toolchain.key}: {len(missing)} wheel(s) of the lock were not given: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}")
+    folder.mkdir(parents=True, exist_ok=True)
+    linked = []
+    for name, path in by_name.items():
+        link = folder / name
+        link.symlink_to(path.resolve())
+        linked.append(link)
+    return linked
