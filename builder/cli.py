@@ -57,6 +57,53 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _index_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Where toolchain packages are looked for (pip/uv conventions; see docs/matrix.md)."""
+    options = [
+        click.option("--index-url", metavar="URL", help="Default package index (else UV_DEFAULT_INDEX/UV_INDEX_URL/PIP_INDEX_URL, else PyPI)."),
+        click.option("--extra-index-url", "extra_index_urls", metavar="URL", multiple=True, help="Extra package index, searched first (repeatable)."),
+        click.option("--find-links", metavar="DIR|URL", multiple=True, help="A folder or page of wheels (repeatable; else UV_FIND_LINKS/PIP_FIND_LINKS)."),
+        click.option("--torch-index", metavar="URL", help="Base of a PyTorch-style index: torch builds from URL/<compute> (env KERNEL_BUILDER_TORCH_INDEX)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _indexes(index_url, extra_index_urls, find_links, torch_index):
+    from .toolchains import IndexSettings
+
+    return IndexSettings.from_environment(index_url=index_url, extra_index_urls=tuple(extra_index_urls), find_links=tuple(find_links), torch_index=torch_index)
+
+
+def _selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--variant", "variants", metavar="NAME", multiple=True, help="Only this variant (repeatable), required or optional."),
+        click.option("--torch", "torch_versions", metavar="X.Y", multiple=True, help="Only variants of this torch release (repeatable)."),
+        click.option("--backend-type", "backend_types", type=click.Choice(["cpu", "cuda", "rocm", "xpu", "metal", "tpu", "neuron", "cann"]), multiple=True,
+                     help="Only variants of this compute backend (repeatable)."),
+        click.option("--latest", is_flag=True, help="Only the newest torch of each backend (the fast CI loop)."),
+        click.option("--all", "include_all", is_flag=True, help="Include the optional build sets (older torch releases, ...)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _selection(variants, torch_versions, backend_types, latest, include_all):
+    from packaging.version import InvalidVersion, Version
+
+    from .errors import UsageError
+    from .variants import Selection
+
+    for version in torch_versions:
+        try:
+            Version(version)
+        except InvalidVersion:
+            raise UsageError(f"--torch {version!r}: expected a torch release such as 2.13") from None
+    return Selection(names=tuple(variants), torch=tuple(torch_versions), backend_types=tuple(backend_types), latest=latest, include_optional=include_all)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="kernel-builder")
 @click.option("-v", "--verbose", is_flag=True, help="Print more detail (commands run, debug messages).")
@@ -117,23 +164,49 @@ def update_build(kernel_dir: Path, license_: str | None, dry_run: bool) -> None:
 @DIR_ARG
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of variant objects (stable field names).")
 @click.option("--all", "include_all", is_flag=True, help="Include optional build sets, not only those required for compliance.")
+@click.option("--status", is_flag=True, help="Also say whether this machine can build each variant (resolving toolchains into the lock) and whether build/ holds it.")
+@click.option("--frozen", is_flag=True, help="With --status: use kernel-builder.lock.json as it is; resolve nothing.")
+@_index_options
 @handle_errors
-def list_variants(kernel_dir: Path, as_json: bool, include_all: bool) -> None:
+def list_variants(kernel_dir: Path, as_json: bool, include_all: bool, status: bool, frozen: bool, index_url, extra_index_urls, find_links, torch_index) -> None:
     """List the build variants this kernel gets from the variant matrix.
 
     By default only the build sets required for a compliant Hub kernel are used; --all adds
-    the optional ones (older torch releases, the seed-era C++98 ABI, TPU, Neuron).
+    the optional ones (older torch releases, the seed-era C++98 ABI, TPU, Neuron). --status
+    adds, per variant, whether this machine can build it (and why not) and whether build/
+    holds it.
     """
     from .config import load_config
     from .variants import applicable_variants, load_matrix
 
     config = load_config(kernel_dir, check_files=False)
-    variants = applicable_variants(config, load_matrix(), include_optional=include_all)
+    matrix = load_matrix()
+    variants = applicable_variants(config, matrix, include_optional=include_all)
+    rows = [v.to_json() for v in variants]
+    if status:
+        from .backends.host import this_system
+        from .backends.matrix import ToolchainLocker, plan_matrix
+        from .toolchains import LockFile
+
+        lock_file = LockFile.load(config.root)
+        locker = ToolchainLocker(lock_file, _indexes(index_url, extra_index_urls, find_links, torch_index), frozen=frozen)
+        plan = plan_matrix(config, variants, matrix, locker, system=this_system())
+        lock_file.save()
+        toolchains = {job.variant.name: job.toolchain.key for job in plan.jobs}
+        for row in rows:
+            name = row["name"]
+            row["buildable"] = name in toolchains
+            row["reason"] = plan.unreachable.get(name)
+            row["toolchain"] = toolchains.get(name)
+            row["built"] = (config.root / "build" / name / "metadata.json").is_file()
     if as_json:
-        click.echo(json.dumps([v.to_json() for v in variants], indent=2))
+        click.echo(json.dumps(rows, indent=2))
         return
-    for variant in variants:
-        click.echo(variant.name + ("" if variant.required else "  (optional)"))
+    for row in rows:
+        line = row["name"] + ("" if row["required"] else "  (optional)")
+        if status:
+            line += ("  [built]" if row["built"] else "") + ("" if row["buildable"] else f"  not buildable here: {row['reason']}")
+        click.echo(line)
 
 
 @main.command("create-pyproject")
@@ -177,53 +250,6 @@ def clean_pyproject(kernel_dir: Path, force: bool, dry_run: bool) -> None:
         click.echo(("would remove " if dry_run else "removed ") + str(path))
     for path in result.kept:
         log.warning("%s was edited since it was generated; kept (use --force to remove it)", path)
-
-
-def _index_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Where toolchain packages are looked for (pip/uv conventions; see docs/matrix.md)."""
-    options = [
-        click.option("--index-url", metavar="URL", help="Default package index (else UV_DEFAULT_INDEX/UV_INDEX_URL/PIP_INDEX_URL, else PyPI)."),
-        click.option("--extra-index-url", "extra_index_urls", metavar="URL", multiple=True, help="Extra package index, searched first (repeatable)."),
-        click.option("--find-links", metavar="DIR|URL", multiple=True, help="A folder or page of wheels (repeatable; else UV_FIND_LINKS/PIP_FIND_LINKS)."),
-        click.option("--torch-index", metavar="URL", help="Base of a PyTorch-style index: torch builds from URL/<compute> (env KERNEL_BUILDER_TORCH_INDEX)."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _indexes(index_url, extra_index_urls, find_links, torch_index):
-    from .toolchains import IndexSettings
-
-    return IndexSettings.from_environment(index_url=index_url, extra_index_urls=tuple(extra_index_urls), find_links=tuple(find_links), torch_index=torch_index)
-
-
-def _selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option("--variant", "variants", metavar="NAME", multiple=True, help="Only this variant (repeatable), required or optional."),
-        click.option("--torch", "torch_versions", metavar="X.Y", multiple=True, help="Only variants of this torch release (repeatable)."),
-        click.option("--backend-type", "backend_types", type=click.Choice(["cpu", "cuda", "rocm", "xpu", "metal", "tpu", "neuron", "cann"]), multiple=True,
-                     help="Only variants of this compute backend (repeatable)."),
-        click.option("--latest", is_flag=True, help="Only the newest torch of each backend (the fast CI loop)."),
-        click.option("--all", "include_all", is_flag=True, help="Include the optional build sets (older torch releases, ...)."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _selection(variants, torch_versions, backend_types, latest, include_all):
-    from packaging.version import InvalidVersion, Version
-
-    from .errors import UsageError
-    from .variants import Selection
-
-    for version in torch_versions:
-        try:
-            Version(version)
-        except InvalidVersion:
-            raise UsageError(f"--torch {version!r}: expected a torch release such as 2.13") from None
-    return Selection(names=tuple(variants), torch=tuple(torch_versions), backend_types=tuple(backend_types), latest=latest, include_optional=include_all)
 
 
 @main.command("build")
