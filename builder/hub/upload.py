@@ -224,18 +224,27 @@ class Uploader:
         self.progress.start(plan.upload_bytes, len(plan.adds) + (1 if plan.readme else 0))
         batches = plan.batches(options.max_operations)
         revision = source.branch
-        for index, batch in enumerate(batches, 1):
-            message = COMMIT_MESSAGE + (f" (batch {index}/{len(batches)})" if len(batches) > 1 else "")
-            adds = [op for op in batch if op.kind == "add"]
-            self.progress.note(f"{revision}: committing {len(adds)} files ({format_size(sum(op.file.size for op in adds))}), "
-                               f"{len(batch) - len(adds)} deletions" + (f" [batch {index}/{len(batches)}]" if len(batches) > 1 else ""))
-            open_pr = options.create_pr and index == 1
-            done = self.commit(batch, revision, message, None if open_pr else branch_head, create_pr=open_pr)
-            branch_head = done.oid
-            result.commits.append(done.oid)
-            if open_pr:
-                revision = f"refs/pr/{done.pr_num}"
-                result.pull_requests.append(done.pr_url)
+        try:
+            for index, batch in enumerate(batches, 1):
+                message = COMMIT_MESSAGE + (f" (batch {index}/{len(batches)})" if len(batches) > 1 else "")
+                adds = [op for op in batch if op.kind == "add"]
+                self.progress.note(f"{revision}: committing {len(adds)} files ({format_size(sum(op.file.size for op in adds))}), "
+                                   f"{len(batch) - len(adds)} deletions" + (f" [batch {index}/{len(batches)}]" if len(batches) > 1 else ""))
+                open_pr = options.create_pr and index == 1
+                done = self.commit(batch, revision, message, None if open_pr else branch_head, create_pr=open_pr)
+                branch_head = done.oid
+                result.commits.append(done.oid)
+                if open_pr:
+                    revision = f"refs/pr/{done.pr_num}"
+                    result.pull_requests.append(done.pr_url)
+        except KernelBuilderError as exc:
+            self.progress.finish()
+            if result.commits:
+                raise HubError(f"{exc}\n{len(result.commits)} of {len(batches)} commits landed on {revision}: it holds part of the upload "
+                               "until the upload is run again (which sends only what is missing)") from None
+            if plan.new_branch and not options.create_pr:
+                self.remove_empty_branch(source.branch)
+            raise
         readme_after = readme.get("README.md")
         if plan.readme is not None:
             self.progress.note("main: committing README.md from the card")
@@ -262,6 +271,13 @@ class Uploader:
                 raise HubError(f"{exc}\nbranch {branch} does not exist and this token may not create it; pull requests can only target existing "
                                f"branches: ask a maintainer of {self.repo_id} to create {branch}, then run the upload again") from None
             raise
+
+    def remove_empty_branch(self, branch: str) -> None:
+        """Delete a branch this upload created when nothing could be committed to it."""
+        try:
+            self.step(f"removing the empty branch {branch}", lambda: self.api.delete_branch(self.repo_id, branch=branch, repo_type=self.repo_type))
+        except KernelBuilderError as exc:
+            log.warning("branch %s was created but nothing was committed to it, and it could not be removed: %s", branch, exc)
 
     def tree_url(self, branch: str) -> str:
         from huggingface_hub import constants
