@@ -28,12 +28,15 @@ def hub_server(**kwargs) -> HubServer:
 
 
 def hub_environment(hub: HubServer, home: Path, token: str | None = ALICE_TOKEN) -> dict[str, str]:
-    """Variables that send huggingface_hub (and kernels) to the local Hub with an empty cache."""
+    """Variables that send huggingface_hub (and kernels) to the local Hub with an empty cache.
+
+    Not HF_HUB_DISABLE_TELEMETRY: with it, kernels 0.17.2 + huggingface_hub 2.4 send a
+    user-agent ending in "; ", which the HTTP client refuses as an illegal header value.
+    """
     env = {
         "HF_ENDPOINT": hub.url,
         "HF_HOME": str(home),
         "HF_HUB_CACHE": str(home / "hub"),
-        "HF_HUB_DISABLE_TELEMETRY": "1",
         "KERNEL_BUILDER_HUB_TIMEOUT": "1",
         "KERNEL_BUILDER_HUB_RETRY_WAIT": "0.01",
         "NO_COLOR": "1",
@@ -52,7 +55,6 @@ def use_hub(monkeypatch, hub: HubServer, home: Path, token: str | None = ALICE_T
     if token is None:
         monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setattr(constants, "ENDPOINT", hub.url)
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
 
 
 def kb_subprocess(*args: object, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -307,3 +307,44 @@ def test_private_and_model_repositories(on_hub, kernel):
     ok(upload(kernel, "--private", "--repo-type", "model"))
     repo = on_hub.repo(RMS_REPO, "model")
     assert repo.private and ("kernel", RMS_REPO) not in on_hub.state.repos
+
+
+def test_build_and_upload_publishes_what_it_built(on_hub, kernel):
+    # A variant left in build/ by an earlier build is not part of this build: it stays local.
+    shutil.copytree(kernel / "build" / "torch-cpu", kernel / "build" / "torch-xpu")
+    result = ok(invoke("build-and-upload", kernel, "-q"))
+    assert "wrote" in result.stdout and (kernel / "build" / "CARD.md").is_file()
+    stored = published(on_hub, RMS_REPO, "v1")
+    assert stored == {p: d for p, d in local_tree(kernel).items() if not p.startswith("build/torch-xpu/")}
+    assert on_hub.files(RMS_REPO, "main")["README.md"].data == (kernel / "build" / "CARD.md").read_bytes()
+
+
+def test_progress_for_large_uploads():
+    import io
+
+    from kernel_builder.hub.progress import LARGE_UPLOAD_BYTES, UploadProgress
+
+    stream = io.StringIO()
+    plain = UploadProgress(live=False, stream=stream)
+    plain.start(4 * LARGE_UPLOAD_BYTES, 8)
+    for _ in range(4):
+        plain.advance(LARGE_UPLOAD_BYTES, 2)
+    plain.finish()
+    lines = stream.getvalue().splitlines()
+    assert lines[-1] == "uploaded 80.0 MB of 80.0 MB" and len(lines) == 4
+
+    small = io.StringIO()
+    quiet_for_small = UploadProgress(live=False, stream=small)
+    quiet_for_small.start(1000, 1)
+    quiet_for_small.advance(1000, 1)
+    assert small.getvalue() == ""
+
+    bar_stream = io.StringIO()
+    bar = UploadProgress(live=True, stream=bar_stream)
+    bar.start(2 * LARGE_UPLOAD_BYTES, 2)
+    assert bar._bar is not None
+    bar.advance(LARGE_UPLOAD_BYTES, 1)
+    bar.reset_to(0)  # a commit that is sent again counts its bytes once
+    bar.advance(2 * LARGE_UPLOAD_BYTES, 2)
+    assert bar._bar.tasks[0].completed == 2 * LARGE_UPLOAD_BYTES
+    bar.finish()
