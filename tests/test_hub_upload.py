@@ -263,6 +263,15 @@ def test_forbidden_namespace_is_explained_without_the_token(hub, kernel, tmp_pat
     assert ("kernel", RMS_REPO) not in hub.state.repos
 
 
+def test_missing_or_rejected_token(hub, kernel, tmp_path):
+    result = kb_subprocess("upload", kernel, env=hub_environment(hub, tmp_path / "hf-home", token=None))
+    assert result.returncode == 2 and "no Hub token" in result.stderr and "HF_TOKEN" in result.stderr
+    assert hub.requests == []
+    result = kb_subprocess("upload", kernel, env=hub_environment(hub, tmp_path / "hf-home", token="hf_notAValidToken"))
+    assert result.returncode == 1 and "did not accept the token (HTTP 401)" in result.stderr
+    assert "hf_notAValidToken" not in result.stderr + result.stdout
+
+
 def test_token_is_never_printed(hub, kernel, tmp_path):
     hub.add_fault("commit", "status", status=503)
     hub.add_fault("refs", "drop")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..errors import KernelBuilderError
+from ..errors import KernelBuilderError, UsageError
 from .client import HubError, describe, endpoint_of, explain, hub_api, is_transient, retry_attempts, retry_wait_s, retrying, status_of
 from .plan import COMMIT_MESSAGE, MAX_OPERATIONS_PER_COMMIT, Operation, RemoteFile, RemoteState, UploadPlan, format_size, plan_upload, same_content, verify
 from .progress import UploadProgress
@@ -195,7 +195,11 @@ class Uploader:
     # ---- the whole upload
 
     def run(self) -> UploadResult:
+        from huggingface_hub import get_token
+
         source, options = self.source, self.options
+        if get_token() is None:  # HF_TOKEN, else the token `hf auth login` stored
+            raise UsageError("no Hub token: set HF_TOKEN to a token with write access, or run `hf auth login`")
         for warning in source.warnings:
             log.warning(warning)
         if not options.create_pr:
