@@ -96,3 +96,24 @@ def test_cuda_scaffold_builds_and_passes_its_tests_on_a_gpu(tmp_path):
     tests = run_scaffold_tests(root, "-m", "gpu or not gpu")
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert " passed" in tests.stdout and " skipped" not in tests.stdout, tests.stdout
+
+
+CUDA_PYTHON = os.environ.get("KB_TEST_CUDA_PYTHON")
+CUDA_HOME = os.environ.get("CUDA_HOME")
+
+
+@pytest.mark.skipif(not CUDA_PYTHON or not CUDA_HOME, reason="needs KB_TEST_CUDA_PYTHON (a CUDA torch) and CUDA_HOME; scripts/test.sh sets them up")
+def test_cuda_scaffold_compiles_and_passes_the_gate_without_a_gpu(tmp_path):
+    """The CUDA source of the scaffold compiles (one architecture) and is fit for upload."""
+    root = tmp_path / "scale-cu"
+    assert kb_subprocess("init", root, "--name", "kb-test/scale-cu", "--backends", "cuda").returncode == 0
+    result = kb_subprocess("build", root, "--python", CUDA_PYTHON, "--cuda-archs", "9.0", "--json", env={"CUDA_HOME": CUDA_HOME}, timeout=1800)
+    assert result.returncode == 0, result.stderr
+    (built,) = json.loads(result.stdout)["variants"]
+    assert built["status"] == "built" and "-cu" in built["variant"] and built["cuda_archs"] == {"scale_cu_cuda": ["9.0"]}
+    assert kb_subprocess("fill-card", root).returncode == 0
+    plan_file = tmp_path / "plan.json"
+    result = kb_subprocess("upload", root, "--dry-run", "--output-json", plan_file)
+    assert result.returncode == 0, result.stderr  # check-builds and the portability gate pass
+    adds = [a["path"] for a in json.loads(plan_file.read_text())["adds"]]
+    assert any(p.startswith(f"build/{built['variant']}/_scale_cu_cuda_") and p.endswith(".abi3.so") for p in adds), adds
