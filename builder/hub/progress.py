@@ -40,6 +40,11 @@ class UploadProgress:
 
     def start(self, total_bytes: int, total_files: int) -> None:
         self.total, self.total_files = total_bytes, total_files
+        if self.quiet or (self.live and total_bytes >= LARGE_UPLOAD_BYTES):
+            # One display: huggingface_hub's own per-file bars would fight with ours (or with --quiet).
+            from huggingface_hub.utils import disable_progress_bars
+
+            disable_progress_bars()
         if self.live and total_bytes >= LARGE_UPLOAD_BYTES:
             self._bar = Progress(TextColumn("uploading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
                                  console=self.console, transient=True)
