@@ -553,5 +553,100 @@ def check_abi(kernel_dir: Path, manylinux: str, python_abi: str) -> None:
         raise CheckError("ABI compatibility issues found")
 
 
+@main.command("init")
+@click.argument("path", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--name", metavar="[OWNER/]NAME", help="Hub owner and kernel name; without an owner, the Hub is asked who you are (HF_TOKEN).")
+@click.option("--backends", default=",".join(("cpu", "cuda")), show_default=True, metavar="LIST", help="Comma-separated backends to scaffold (cpu, cuda) or `all`.")
+@click.option("--license", "license_", default="apache-2.0", show_default=True, metavar="ID", help="License identifier for build.toml and the card.")
+@click.option("--overwrite", is_flag=True, help="Replace scaffold files that already exist.")
+@handle_errors
+def init(path: Path | None, name: str | None, backends: str, license_: str, overwrite: bool) -> None:
+    """Create a new kernel in PATH (default: ./NAME) that builds and passes its tests as is.
+
+    Writes build.toml, flake.nix, torch-ext/ (binding and Python package), one source per
+    backend, tests/, example.py, benchmarks/benchmark.py, a CARD.md template, .gitignore and
+    .gitattributes, then runs `git init` and stages the files (no commit).
+    """
+    from .hub.client import whoami_name
+    from .scaffold import init_kernel, parse_backends
+
+    result = init_kernel(path, name, parse_backends(backends), license_, overwrite=overwrite, whoami=whoami_name)
+    for note in result.notes:
+        log.warning(note)
+    click.echo(f"created {result.repo_id} in {result.root} ({len(result.written)} files; backends: {', '.join(result.backends)})")
+    click.echo(f"next: kernel-builder build {result.root} && python -m pytest {result.root / 'tests'}")
+
+
+@main.command("fill-card")
+@DIR_ARG
+@click.argument("output", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--repo-id", metavar="OWNER/NAME", help="Repository id for the card (default: general.hub.repo-id).")
+@handle_errors
+def fill_card(kernel_dir: Path, output: Path | None, repo_id: str | None) -> None:
+    """Render the kernel's CARD.md template into OUTPUT (default: build/CARD.md, where upload finds it).
+
+    Functions and their one-line descriptions come from __all__ and the docstrings of
+    torch-ext/<module>/__init__.py (read, never imported); layers, license, upstream/source,
+    version, the built variants and how to load the kernel complete it.
+    """
+    from .hub.card import fill_card as render
+
+    click.echo(f"wrote {render(kernel_dir, output, repo_id=repo_id)}")
+
+
+def upload_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options `upload` and `build-and-upload` share."""
+    options = [
+        click.option("--repo-id", metavar="OWNER/NAME", help="Hub repository (default: general.hub.repo-id)."),
+        click.option("--branch", metavar="NAME", help="Branch for the build (default: general.hub.branch, else v<version>)."),
+        click.option("--private", is_flag=True, help="Create the repository as private."),
+        click.option("--repo-type", type=click.Choice(["kernel", "model"]), default="kernel", show_default=True, help="`model` for legacy kernel repositories."),
+        click.option("--create-pr", is_flag=True, help="Open pull requests instead of committing (the repository and branch must exist)."),
+        click.option("--prune", is_flag=True, help="Also delete variants on the branch that are not part of this upload."),
+        click.option("--dry-run", is_flag=True, help="Print what would be uploaded; no network."),
+        click.option("--output-json", type=click.Path(path_type=Path, dir_okay=False), help="Write the result as JSON to this file."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress output."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _publish_settings(**kwargs: Any):
+    from .hub.publish import PublishSettings
+
+    return PublishSettings(**kwargs)
+
+
+@main.command("upload")
+@DIR_ARG
+@upload_options
+@handle_errors
+def upload(kernel_dir: Path, **kwargs: Any) -> None:
+    """Upload the built variants (result/, build/ or DIR) to the Hub with huggingface_hub.
+
+    build/<variant>/... and benchmarks/benchmark*.py go to the version branch, build/CARD.md
+    to main as README.md. Variants that fail check-builds or the portability gate are refused.
+    HF_TOKEN and HF_ENDPOINT are honoured; the token is never printed. After the upload the
+    branch is listed and every file and digest compared with the plan.
+    """
+    from .hub.publish import publish
+
+    publish(kernel_dir, _publish_settings(**kwargs), echo=click.echo)
+
+
+@main.command("build-and-upload")
+@DIR_ARG
+@click.option("--variant", metavar="NAME", help="Build and upload only this variant.")
+@click.option("--python", "python", type=click.Path(path_type=Path, dir_okay=False), help="Python whose torch to build against.")
+@upload_options
+@handle_errors
+def build_and_upload(kernel_dir: Path, variant: str | None, python: Path | None, **kwargs: Any) -> None:
+    """Build the kernel (as `build`), fill the card, then upload the variants just built."""
+    from .hub.publish import build_and_publish
+
+    build_and_publish(kernel_dir, _publish_settings(**kwargs), variant=variant, python=python, echo=click.echo)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
