@@ -97,6 +97,7 @@ def test_machine_reasons():
 
 def test_build_rejects_bad_selection_before_doing_anything(tmp_path):
     kernel = make_kernel(tmp_path, VALID_TOML)
+    (kernel / "torch-ext" / "relu" / "__init__.py").write_text("from ._ops import ops\n")
     assert_bad_input(invoke("build", kernel, "--variant", "torch999-foo"), "not a variant name")
     assert not (kernel / "build").exists() and not (kernel / "kernel-builder.lock.json").exists()
     assert_bad_input(invoke("build", kernel, "--host", "--variant", "a", "--variant", "b"), "at most one --variant")
@@ -104,6 +105,7 @@ def test_build_rejects_bad_selection_before_doing_anything(tmp_path):
 
 def test_empty_capability_intersection_is_found_before_anything_is_fetched(tmp_path):
     kernel = make_kernel(tmp_path, VALID_TOML.replace('["8.0", "9.0"]', '["99.0"]'))
+    (kernel / "torch-ext" / "relu" / "__init__.py").write_text("from ._ops import ops\n")
     assert_bad_input(invoke("build", kernel, "--backend-type", "cuda"), "empty set of capabilities after intersection")
     assert not (kernel / "kernel-builder.lock.json").exists()
 

@@ -66,8 +66,10 @@ def build_variants(kernel_dir: Path, variant: str | None, python: Path | None, q
     """Build the kernel with the build pipeline (the one place `build-and-upload` calls it)."""
     from ..build import BuildOptions, run_build
     from ..progress import Reporter
+    from ..variants import Selection
 
-    return run_build(kernel_dir, BuildOptions(variant=variant, python=python), Reporter(quiet=quiet))
+    options = BuildOptions(selection=Selection(names=(variant,) if variant else ()), python=python)
+    return run_build(kernel_dir, options, Reporter(quiet=quiet))
 
 
 def build_and_publish(kernel_dir: Path, settings: PublishSettings, *, variant: str | None = None, python: Path | None = None,
@@ -76,14 +78,14 @@ def build_and_publish(kernel_dir: Path, settings: PublishSettings, *, variant: s
     from .card import fill_card
 
     report = build_variants(kernel_dir, variant, python, settings.quiet)
-    failed = [r for r in report.results if r.status != "built"]
+    failed = [r for r in report.results if r.status not in ("built", "up-to-date")]
     if failed:
         raise CheckError("nothing was uploaded: " + "; ".join(f"{r.variant} failed: {r.error}" for r in failed))
     built = {r.variant for r in report.results}
     if not built:
         raise UsageError(f"{kernel_dir}: the build produced no variant to upload")
     for result in report.results:
-        echo(f"built {result.path} ({result.seconds:.0f} s)")
+        echo(f"{'built' if result.status == 'built' else 'up to date'} {result.path}" + (f" ({result.seconds:.0f} s)" if result.status == "built" else ""))
     card = fill_card(kernel_dir, repo_id=settings.repo_id)
     echo(f"wrote {card}")
     return publish(kernel_dir, settings, only=built, echo=echo)
