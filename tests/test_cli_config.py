@@ -49,6 +49,16 @@ SCHEMA_CASES = {
     "name-underscore": (edit(VALID_TOML, 'name = "relu"', 'name = "my_relu"'), ["general.name", "'my_relu'", "underscores"]),
     "name-one-char": (edit(VALID_TOML, 'name = "relu"', 'name = "r"'), ["general.name", "'r'", "two characters"]),
     "name-trailing-dash": (edit(VALID_TOML, 'name = "relu"', 'name = "relu-"'), ["general.name", "'relu-'"]),
+    # kernel section names reach CMake and messages: a strict identifier-like rule
+    "section-name-space": (edit(VALID_TOML, "[kernel.relu_cpu]", '[kernel."relu cpu"]'), ['kernel."relu cpu"', "invalid kernel section name", "letters, digits"]),
+    "section-name-empty": (edit(VALID_TOML, "[kernel.relu_cpu]", '[kernel.""]'), ['kernel.""', "invalid kernel section name"]),
+    "section-name-slash": (edit(VALID_TOML, "[kernel.relu_cpu]", '[kernel."a/b"]'), ['kernel."a/b"', "invalid kernel section name"]),
+    "section-name-digit-first": (edit(VALID_TOML, "[kernel.relu_cpu]", "[kernel.9relu]"), ["kernel.9relu", "invalid kernel section name"]),
+    "section-name-too-long": (edit(VALID_TOML, "[kernel.relu_cpu]", f"[kernel.{'r' * 65}]"), ["kernel.rrr", "at most 64"]),
+    "section-name-cmake-injection": (
+        edit(VALID_TOML, "[kernel.relu_cpu]", r'[kernel."x\nfile(WRITE /tmp/p \"x\")\n#"]'),
+        [r'kernel."x\nfile(WRITE /tmp/p \"x\")\n#"', "invalid kernel section name"],
+    ),
     # backends
     "unknown-general-backend": (edit(VALID_TOML, BACKENDS, 'backends = ["cpu", "cuda", "vulkan"]'), ["general.backends[2]", "'vulkan'", "unknown backend"]),
     "duplicate-general-backend": (edit(VALID_TOML, BACKENDS, 'backends = ["cpu", "cuda", "cpu"]'), ["general.backends", "'cpu'", "more than once"]),
@@ -221,6 +231,29 @@ def test_schema_and_file_problems_reported_together(tmp_path):
     result = invoke("check-config", "--schema-only", kernel_dir)
     err = assert_bad_input(result, "kernel.relu.cuda-capabilities[0]")
     assert "gone.cpp" not in err
+
+
+def test_key_and_file_problems_of_one_table_reported_together(tmp_path):
+    """An unknown key in a table does not hide that the same table names missing files."""
+    text = edit(VALID_TOML, CPU_SRC, 'src = ["relu_cpu/gone.cpp"]\nbogus = 1')
+    text = edit(text, TORCH_SRC, 'src = ["torch-ext/torch_binding.cpp", "torch-ext/gone.cpp"]\nsrcs = []')
+    kernel_dir = make_kernel(tmp_path, text)
+    result = invoke("check-config", kernel_dir)
+    assert_bad_input(
+        result,
+        "4 problems found",
+        "kernel.relu_cpu.bogus: unknown key",
+        "kernel.relu_cpu.src[0]: file 'relu_cpu/gone.cpp' does not exist",
+        "torch.srcs: unknown key",
+        "torch.src[1]: file 'torch-ext/gone.cpp' does not exist",
+    )
+
+
+def test_wrong_general_does_not_hide_a_missing_python_package(tmp_path):
+    text = edit(VALID_TOML, "version = 1", 'version = "1"')
+    kernel_dir = make_kernel(tmp_path, text, files=VALID_FILES[:-1])
+    result = invoke("check-config", kernel_dir)
+    assert_bad_input(result, "general.version", "torch-ext/relu/__init__.py does not exist")
 
 
 # ---------------------------------------------------------------------------------------------

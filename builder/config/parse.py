@@ -45,6 +45,8 @@ _BAD = object()  # marks a value that failed conversion (a problem was already r
 
 
 def join(path: str, key: str) -> str:
+    """The key path of `key` inside the table at `path`, e.g. kernel.relu.src."""
+    key = rules.toml_key(key)
     return f"{path}.{key}" if path else key
 
 
@@ -255,7 +257,9 @@ def build_model(data: dict, problems: list[Problem], file: str = "build.toml", r
         problems.append(Problem("kernel", f"expected a table, got {describe(kernel_tables)}"))
     else:
         for kname, table in kernel_tables.items():
-            path = f"kernel.{kname}"
+            path = join("kernel", kname)
+            if not rules.check_section_name(kname, problems, path):
+                continue
             if not isinstance(table, dict):
                 problems.append(Problem(path, f"expected a table, got {describe(table)}"))
                 continue
@@ -264,12 +268,36 @@ def build_model(data: dict, problems: list[Problem], file: str = "build.toml", r
                 kernels.append(kernel)
                 problems.extend(validate.validate_kernel(kernel, general, present[0] if len(present) == 1 else None, file))
 
-    python_name = general.python_name if general is not None else None
-    problems.extend(validate.validate_paths(root, framework, tuple(kernels), python_name))
+    # Paths are checked from the raw tables, so that a table with a wrong key still has its
+    # missing files reported in the same run.
+    python_package = None
+    if len(present) == 1 and isinstance(data["general"].get("name"), str) and rules.NAME_RE.fullmatch(data["general"]["name"]):
+        python_package = (FRAMEWORK_CLASSES[present[0]].python_root, data["general"]["name"].replace("-", "_"))
+    problems.extend(validate.validate_paths(root, _raw_path_lists(data, present), python_package))
 
     if len(problems) > before or general is None or framework is None:
         return None
     return BuildConfig(general, framework, tuple(kernels))
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    """The string items of a raw TOML array (its other items are reported by the converter)."""
+    return tuple(item for item in value if isinstance(item, str)) if isinstance(value, list) else ()
+
+
+def _raw_path_lists(data: dict, frameworks: list[str]) -> list:
+    """(key path, entries, want_dir) for every src/include list, read from the raw document."""
+    lists = []
+    for name in frameworks:
+        table = data[name]
+        if isinstance(table, dict) and name != "torch-noarch":
+            lists += [(f"{name}.src", _strings(table.get("src")), False), (f"{name}.include", _strings(table.get("include")), True)]
+    kernel_tables = data.get("kernel")
+    if isinstance(kernel_tables, dict):
+        for kname, table in kernel_tables.items():
+            if isinstance(table, dict) and rules.SECTION_NAME_RE.fullmatch(kname):
+                lists += [(f"kernel.{kname}.src", _strings(table.get("src")), False), (f"kernel.{kname}.include", _strings(table.get("include")), True)]
+    return lists
 
 
 def load_config(kernel_dir: Path | str, *, check_files: bool = True) -> BuildConfig:

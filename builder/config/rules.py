@@ -15,6 +15,10 @@ from urllib.parse import urlparse
 from ..errors import Problem
 
 NAME_RE = re.compile(r"^[a-z][-a-z0-9]*[a-z0-9]$")
+# [kernel.<name>]: the name reaches CMake (as data), messages and file names; real kernels use
+# names such as relu_cpu, moe-marlin and _qattn_sm90.
+SECTION_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 VERSION_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 CAPABILITY_RE = re.compile(r"^([0-9]+)\.([0-9]+)([af]?)(\+PTX)?$")
 ROCM_ARCH_RE = re.compile(r"^gfx[0-9a-z]+(:[a-z0-9-]+[+-])*$")
@@ -25,6 +29,10 @@ SCP_GIT_RE = re.compile(r"^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[^\s]+$")
 NAME_RULE = (
     "a name starts with a lowercase letter, ends with a letter or digit, has at least two "
     "characters and uses only lowercase letters, digits and dashes (no underscores)"
+)
+SECTION_NAME_RULE = (
+    "a section name starts with a letter or an underscore and has only letters, digits, "
+    "underscores and dashes, at most 64 characters, e.g. relu_cpu"
 )
 CAPABILITY_RULE = "MAJOR.MINOR with an optional a/f suffix or +PTX, e.g. 9.0, 9.0a, 10.0f, 8.0+PTX"
 
@@ -47,6 +55,20 @@ def python_dependencies() -> dict[str, dict[str, dict]]:
 def check_kernel_name(value: str, problems: list[Problem], path: str) -> None:
     if not NAME_RE.fullmatch(value):
         problems.append(Problem(path, f"invalid kernel name {value!r}", NAME_RULE))
+
+
+def toml_key(name: str) -> str:
+    """A key as TOML writes it: bare when it can be, else quoted (so that a key holding a
+    newline or an escape sequence is shown, not acted on, in a message)."""
+    return name if BARE_KEY_RE.fullmatch(name) else json.dumps(name)
+
+
+def check_section_name(name: str, problems: list[Problem], path: str) -> bool:
+    """A [kernel.<name>] section name; True when it is allowed."""
+    if SECTION_NAME_RE.fullmatch(name):
+        return True
+    problems.append(Problem(path, f"invalid kernel section name {json.dumps(name)}", SECTION_NAME_RULE))
+    return False
 
 
 def check_kernel_version(value: int, problems: list[Problem], path: str) -> None:

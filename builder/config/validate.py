@@ -151,20 +151,34 @@ def check_path(root: Path, entry: str, key: str, *, want_dir: bool) -> Problem |
     return None
 
 
+# (key path, entries, whether they are folders): one list of paths build.toml names.
+PathList = tuple[str, tuple[str, ...], bool]
+
+
+def listed_paths(framework: Framework | None, kernels: tuple[Kernel, ...]) -> list[PathList]:
+    """The path lists of a converted model."""
+    lists: list[PathList] = []
+    if framework is not None:
+        lists += [(f"{framework.kind}.src", framework.src, False), (f"{framework.kind}.include", framework.include, True)]
+    for kernel in kernels:
+        lists += [(f"kernel.{kernel.name}.src", kernel.src, False), (f"kernel.{kernel.name}.include", kernel.include, True)]
+    return lists
+
+
 def validate_files(config: BuildConfig) -> list[Problem]:
     """Every path build.toml lists must exist inside the kernel directory."""
-    return validate_paths(config.root, config.framework, config.kernels, config.general.python_name)
+    python = (config.framework.python_root, config.general.python_name)
+    return validate_paths(config.root, listed_paths(config.framework, config.kernels), python)
 
 
-def validate_paths(root: Path | None, framework: Framework | None, kernels: tuple[Kernel, ...], python_name: str | None) -> list[Problem]:
-    """Path checks for whatever parts of a build.toml could be converted.
+def validate_paths(root: Path | None, lists: list[PathList], python_package: tuple[str, str] | None) -> list[Problem]:
+    """Checks on the paths build.toml lists, and on the Python package (root, module name).
 
     Without `root` (schema-only), only what needs no file system is checked: relative paths
     that stay inside the kernel directory.
     """
     problems: list[Problem] = []
-
-    def add(entries: tuple[str, ...], key: str, want_dir: bool) -> None:
+    for key, entries, want_dir in lists:
         for i, entry in enumerate(entries):
             if root is None:
                 message = _relative_path_problem(entry)
@@ -174,16 +188,10 @@ def validate_paths(root: Path | None, framework: Framework | None, kernels: tupl
             if problem:
                 problems.append(problem)
 
-    if framework is not None:
-        add(framework.src, f"{framework.kind}.src", False)
-        add(framework.include, f"{framework.kind}.include", True)
-    for kernel in kernels:
-        add(kernel.src, f"kernel.{kernel.name}.src", False)
-        add(kernel.include, f"kernel.{kernel.name}.include", True)
-
-    if root is not None and framework is not None and python_name is not None:
-        package = f"{framework.python_root}/{python_name}"
-        init = check_path(root, f"{package}/__init__.py", f"{framework.kind}.pyext", want_dir=False)
+    if root is not None and python_package is not None:
+        python_root, python_name = python_package
+        package = f"{python_root}/{python_name}"
+        init = check_path(root, f"{package}/__init__.py", "", want_dir=False)
         if init is not None:
             problems.append(Problem("", f"the Python package {package}/__init__.py does not exist", f"the kernel's Python code lives in {package}/"))
         if (root / package / python_name).exists():
