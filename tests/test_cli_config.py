@@ -47,8 +47,20 @@ SCHEMA_CASES = {
     # names
     "name-capitals": (edit(VALID_TOML, 'name = "relu"', 'name = "Relu"'), ["general.name", "'Relu'", "lowercase"]),
     "name-underscore": (edit(VALID_TOML, 'name = "relu"', 'name = "my_relu"'), ["general.name", "'my_relu'", "underscores"]),
-    "name-one-char": (edit(VALID_TOML, 'name = "relu"', 'name = "r"'), ["general.name", "'r'", "two characters"]),
+    "name-one-char": (edit(VALID_TOML, 'name = "relu"', 'name = "r"'), ["general.name", "'r'", "2 to 96 characters"]),
     "name-trailing-dash": (edit(VALID_TOML, 'name = "relu"', 'name = "relu-"'), ["general.name", "'relu-'"]),
+    "name-too-long": (edit(VALID_TOML, 'name = "relu"', f'name = "{"r" * 300}"'), ["general.name", "2 to 96 characters"]),
+    # flags and source paths: only what reaches the tools intact
+    "flag-newline": (edit(VALID_TOML, CPU_SRC, CPU_SRC + '\ncxx-flags = ["-O3\\n-DX"]'), ["kernel.relu_cpu.cxx-flags[0]", "control character", "printable"]),
+    "flag-semicolon": (edit(VALID_TOML, CPU_SRC, CPU_SRC + '\ncxx-flags = ["-DA=1;2"]'), ["kernel.relu_cpu.cxx-flags[0]", "';'"]),
+    "flag-empty": (edit(VALID_TOML, CPU_SRC, CPU_SRC + '\ncxx-flags = [""]'), ["kernel.relu_cpu.cxx-flags[0]", "empty flag"]),
+    "flag-bracket": (edit(VALID_TOML, CAPS, CAPS + '\ncuda-flags = ["-DA=x["]'), ["kernel.relu.cuda-flags[0]", "'['"]),
+    "torch-flag-nul": (_torch('cxx-flags = ["-DA\\u0000"]'), ["torch.cxx-flags[0]", "control character"]),
+    "src-pipe": (edit(VALID_TOML, CPU_SRC, 'src = ["relu_cpu/a|b.cpp"]'), ["kernel.relu_cpu.src[0]", '"|"', "Ninja"]),
+    "src-nul": (edit(VALID_TOML, CPU_SRC, 'src = ["relu_cpu/a\\u0000b.cpp"]'), ["kernel.relu_cpu.src[0]", '"\\u0000"']),
+    "src-dollar": (edit(VALID_TOML, CPU_SRC, 'src = ["relu_cpu/$<1:x>.cpp"]'), ["kernel.relu_cpu.src[0]", '"$"']),
+    "include-backslash": (edit(VALID_TOML, CPU_SRC, CPU_SRC + '\ninclude = ["inc\\\\dir"]'), ["kernel.relu_cpu.include[0]", '"\\\\"']),
+    "torch-src-semicolon": (edit(VALID_TOML, TORCH_SRC, 'src = ["torch-ext/a;b.cpp"]'), ["torch.src[0]", '";"']),
     # kernel section names reach CMake and messages: a strict identifier-like rule
     "section-name-space": (edit(VALID_TOML, "[kernel.relu_cpu]", '[kernel."relu cpu"]'), ['kernel."relu cpu"', "invalid kernel section name", "letters, digits"]),
     "section-name-empty": (edit(VALID_TOML, "[kernel.relu_cpu]", '[kernel.""]'), ['kernel.""', "invalid kernel section name"]),

@@ -272,7 +272,9 @@ def build_model(data: dict, problems: list[Problem], file: str = "build.toml", r
     # missing files reported in the same run.
     python_package = None
     if len(present) == 1 and isinstance(data["general"].get("name"), str) and rules.NAME_RE.fullmatch(data["general"]["name"]):
-        python_package = (FRAMEWORK_CLASSES[present[0]].python_root, data["general"]["name"].replace("-", "_"))
+        table = data[present[0]] if isinstance(data[present[0]], dict) else {}
+        pyext = _strings(table.get("pyext")) if "pyext" in table else ("py", "pyi")
+        python_package = (FRAMEWORK_CLASSES[present[0]].python_root, data["general"]["name"].replace("-", "_"), pyext)
     problems.extend(validate.validate_paths(root, _raw_path_lists(data, present), python_package))
 
     if len(problems) > before or general is None or framework is None:

@@ -13,8 +13,9 @@ from importlib import resources
 from urllib.parse import urlparse
 
 from ..errors import Problem
+from ..standalone.cmakedata import list_item_problem
 
-NAME_RE = re.compile(r"^[a-z][-a-z0-9]*[a-z0-9]$")
+NAME_RE = re.compile(r"^[a-z][-a-z0-9]{0,94}[a-z0-9]$")
 # [kernel.<name>]: the name reaches CMake (as data), messages and file names; real kernels use
 # names such as relu_cpu, moe-marlin and _qattn_sm90.
 SECTION_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
@@ -27,13 +28,19 @@ GIT_SCHEMES = ("https", "http", "git", "ssh", "git+ssh", "git+https", "git+http"
 SCP_GIT_RE = re.compile(r"^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[^\s]+$")
 
 NAME_RULE = (
-    "a name starts with a lowercase letter, ends with a letter or digit, has at least two "
+    "a name starts with a lowercase letter, ends with a letter or digit, has 2 to 96 "
     "characters and uses only lowercase letters, digits and dashes (no underscores)"
 )
 SECTION_NAME_RULE = (
     "a section name starts with a letter or an underscore and has only letters, digits, "
     "underscores and dashes, at most 64 characters, e.g. relu_cpu"
 )
+# Characters a src/include entry may not hold: measured to break CMake or Ninja in a source
+# path (`|` ends a Ninja path, `\\` becomes `/`, `;`, `[`, `]` split CMake lists, `$<` is a
+# generator expression), see docs/reliability.md.
+PATH_FORBIDDEN = frozenset("\\;|$[]")
+PATH_RULE = "paths use printable characters other than \\ ; | $ [ ] (CMake and Ninja cannot use them in a source path)"
+FLAG_RULE = "one compiler argument of printable characters, without ';' and with as many '[' as ']'"
 CAPABILITY_RULE = "MAJOR.MINOR with an optional a/f suffix or +PTX, e.g. 9.0, 9.0a, 10.0f, 8.0+PTX"
 
 
@@ -69,6 +76,26 @@ def check_section_name(name: str, problems: list[Problem], path: str) -> bool:
         return True
     problems.append(Problem(path, f"invalid kernel section name {json.dumps(name)}", SECTION_NAME_RULE))
     return False
+
+
+def check_path_entries(value: tuple[str, ...], problems: list[Problem], path: str) -> None:
+    """src/include entries: characters the build tools can use (containment is checked later)."""
+    for i, entry in enumerate(value):
+        bad = next((c for c in entry if c in PATH_FORBIDDEN or not c.isprintable()), None)
+        if bad is not None:
+            problems.append(Problem(f"{path}[{i}]", f"{json.dumps(entry)} holds the character {json.dumps(bad)}", PATH_RULE))
+
+
+def check_flags(value: tuple[str, ...], problems: list[Problem], path: str) -> None:
+    """Compiler flags: each reaches the compiler as one argument, through CMake lists."""
+    for i, flag in enumerate(value):
+        if not flag:
+            problems.append(Problem(f"{path}[{i}]", "empty flag", FLAG_RULE))
+        elif not flag.isprintable():
+            bad = next(c for c in flag if not c.isprintable())
+            problems.append(Problem(f"{path}[{i}]", f"{json.dumps(flag)} holds the control character {json.dumps(bad)}", FLAG_RULE))
+        elif list_item_problem(flag):
+            problems.append(Problem(f"{path}[{i}]", f"{json.dumps(flag)}: {list_item_problem(flag)}", FLAG_RULE))
 
 
 def check_kernel_version(value: int, problems: list[Problem], path: str) -> None:
