@@ -151,6 +151,7 @@ def create_pyproject(kernel_dir: Path, target: Path | None, force: bool, unique_
     exactly them; existing files that kernel-builder did not write are never overwritten
     without --force.
     """
+    from .backends.toolpaths import require_plain
     from .config import load_config
     from .provenance import provenance
     from .provenance import unique_id as make_id
@@ -158,6 +159,10 @@ def create_pyproject(kernel_dir: Path, target: Path | None, force: bool, unique_
 
     config = load_config(kernel_dir)
     target = target or config.root
+    # The tree is built with CMake directly: refuse the paths CMake, Ninja or ld cannot use.
+    remedy = "`kernel-builder build` works around it, a generated tree cannot: generate it elsewhere (create-pyproject DIR TARGET) or move the kernel"
+    for path, what in ((config.root, "the kernel directory"), (target.absolute(), "the target folder")):
+        require_plain(path, what, remedy)
     files = render_project(config, make_id(config, unique_id), provenance(config), target)
     write_tree(target, files, force=force)
     click.echo(f"generated {len(files)} files in {target}")

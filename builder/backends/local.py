@@ -28,6 +28,7 @@ from ..render.tree import write_tree
 from ..standalone import archs
 from ..variants import BuildSet, Variant, applicable_variants, exclusion_reason
 from .host import Host
+from .toolpaths import require_plain, seen_by_tools, tool_root
 
 NINJA_PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]\s")
 BACKEND_TOOLCHAIN = {
@@ -108,6 +109,8 @@ def plan_local(config: BuildConfig, host: Host, *, variant: str | None = None, u
     torch = host.torch
     if torch is None:
         raise UsageError(f"torch is not installed for {host.python}: install it there, or pass --python <an interpreter with torch>")
+    require_plain(host.python, "the Python")
+    require_plain(torch.dir, "torch at")
     if config.framework.kind == "tvm-ffi":
         raise UsageError("[tvm-ffi] kernels cannot be built by the local backend yet (it needs apache-tvm-ffi and TVM-FFI CMake support)")
 
@@ -274,7 +277,10 @@ def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDi
                    report: Callable[..., None], cancel: Cancellation | None = None) -> Path:
     """Render the CMake tree, configure, compile and install one variant into `staging`."""
     name = job.variant.name
-    work = build_dir.work_dir(name)
+    # CMake, Ninja and ld get the kernel directory through a plain path (see toolpaths.py).
+    root = tool_root(config.root)
+    work = seen_by_tools(build_dir.work_dir(name), config.root, root)
+    install_prefix = seen_by_tools(staging, config.root, root)
     tree, binary = work / "tree", work / "cmake-build"
     _drop_stale_cache(binary, tree)
     write_tree(tree, render_project(config, job.unique_id, provenance, tree), force=True)
@@ -308,7 +314,7 @@ def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDi
     report(name, "compile")
     run_logged(["cmake", "--build", str(binary), "--", "-j", str(parallel_jobs(cores))], log, env=env, on_line=on_line, cancel=cancel)
     report(name, "install")
-    run_logged(["cmake", "--install", str(binary), "--prefix", str(staging)], log, env=env, cancel=cancel)
+    run_logged(["cmake", "--install", str(binary), "--prefix", str(install_prefix)], log, env=env, cancel=cancel)
     variant = staging / name
     if not (variant / "metadata.json").is_file():
         raise BuildError(f"the install step did not produce {name}/", log)
