@@ -20,7 +20,7 @@ from .checks.importcheck import import_check
 from .checks.layout import Finding, check_variant
 from .checks.python_code import check_source_package, format_registration_report
 from .config import BuildConfig, load_config
-from .errors import BuildError, CheckError, KernelBuilderError, UsageError
+from .errors import BuildError, CheckError, KernelBuilderError, UsageError, named_os_errors
 from .layout.assemble import add_legacy_subpackage, assemble_noarch
 from .layout.install import BuildDir
 from .progress import Reporter
@@ -107,7 +107,8 @@ def _build_one(config: BuildConfig, job: Job, host: Host, build_dir: BuildDir, o
     name = job.variant.name
     start = time.monotonic()
     log = build_dir.log_path(name)
-    log.write_text(f"kernel-builder: building {name} for {config.root}\n")
+    with named_os_errors(log):
+        log.write_text(f"kernel-builder: building {name} for {config.root}\n")
     try:
         with build_dir.staging(name) as staging:
             if job.compiled:
@@ -121,7 +122,7 @@ def _build_one(config: BuildConfig, job: Job, host: Host, build_dir: BuildDir, o
             findings = check_staged(staged, job, host, build_dir, options)
             errors = [f.render() for f in findings if not f.warning]
             warnings = [f"{f.where}: {f.message}" for f in findings if f.warning]
-            with open(log, "a") as out:
+            with named_os_errors(log), open(log, "a") as out:
                 out.write("\n".join(["", "checks:", *(f.render() for f in findings)] if findings else ["", "checks: all passed"]) + "\n")
             if errors:
                 raise CheckError(f"{name} failed its checks; it was not installed:\n  " + "\n  ".join(errors) + f"\nfull log: {log}")

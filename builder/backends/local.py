@@ -18,10 +18,10 @@ import threading
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from ..config.model import BuildConfig
-from ..errors import BuildError, UsageError
+from ..errors import BuildError, UsageError, named_os_errors
 from ..layout.install import BuildDir
 from ..render.project import render_project
 from ..render.tree import write_tree
@@ -55,6 +55,33 @@ class Job:
 class Plan:
     jobs: list[Job]
     skipped: dict[str, str]  # backend -> why this machine cannot build it
+
+
+@dataclass(frozen=True)
+class BuildEnvironment:
+    """The environment variables a build reads, validated."""
+
+    max_jobs: int | None  # MAX_JOBS: compile jobs per variant
+    nvcc_threads: int  # NVCC_THREADS: nvcc threads per job (CMake reads it too)
+    cmake_args: tuple[str, ...]  # CMAKE_ARGS: extra CMake arguments, split like a shell
+
+
+def build_environment(environ: Mapping[str, str] = os.environ) -> BuildEnvironment:
+    """Parse MAX_JOBS, NVCC_THREADS and CMAKE_ARGS; UsageError naming the variable otherwise."""
+
+    def positive(name: str) -> int | None:
+        text = environ.get(name, "").strip()
+        if not text:
+            return None
+        if not text.isascii() or not text.isdigit() or len(text) > 6 or int(text) < 1:
+            raise UsageError(f"{name}={text!r}: expected a positive whole number, e.g. {name}=4")
+        return int(text)
+
+    try:
+        cmake_args = tuple(shlex.split(environ.get("CMAKE_ARGS", "")))
+    except ValueError as exc:
+        raise UsageError(f"CMAKE_ARGS={environ.get('CMAKE_ARGS')!r}: {exc} (it is split like a shell command line)") from None
+    return BuildEnvironment(positive("MAX_JOBS"), positive("NVCC_THREADS") or 1, cmake_args)
 
 
 def parse_cuda_archs(text: str | None) -> tuple[str, ...]:
@@ -109,6 +136,7 @@ def plan_local(config: BuildConfig, host: Host, *, variant: str | None = None, u
     torch = host.torch
     if torch is None:
         raise UsageError(f"torch is not installed for {host.python}: install it there, or pass --python <an interpreter with torch>")
+    build_environment()  # bad MAX_JOBS / NVCC_THREADS / CMAKE_ARGS: refused before anything is written
     require_plain(host.python, "the Python")
     require_plain(torch.dir, "torch at")
     if config.framework.kind == "tvm-ffi":
@@ -170,14 +198,14 @@ def plan_local(config: BuildConfig, host: Host, *, variant: str | None = None, u
 
 def parallel_jobs(cores: int | None) -> int:
     """Compile jobs for one variant: --cores, else MAX_JOBS, else the CPUs we may use; / NVCC_THREADS."""
+    environment = build_environment()
     if cores:
         jobs = cores
-    elif os.environ.get("MAX_JOBS"):
-        jobs = int(os.environ["MAX_JOBS"])
+    elif environment.max_jobs:
+        jobs = environment.max_jobs
     else:
         jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = int(os.environ.get("NVCC_THREADS") or 1)
-    return max(1, jobs // max(1, threads))
+    return max(1, jobs // environment.nvcc_threads)
 
 
 def _kill_tree(process: subprocess.Popen, grace: float = 10.0) -> None:
@@ -234,7 +262,7 @@ def run_logged(cmd: list[str], log: Path, *, cwd: Path | None = None, env: dict 
     """Run `cmd`, appending its output to `log`; raise BuildError on failure or cancellation."""
     if cancel is not None:
         cancel.check()
-    with open(log, "a", encoding="utf-8", errors="replace") as out:
+    with named_os_errors(log), open(log, "a", encoding="utf-8", errors="replace") as out:
         out.write(f"\n$ {' '.join(cmd)}\n")
         out.flush()
         # A process group of its own: a terminal's Ctrl-C reaches kernel-builder, which stops it.
@@ -301,7 +329,7 @@ def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDi
         if shutil.which(launcher):
             configure += [f"-DCMAKE_{lang}_COMPILER_LAUNCHER={launcher}" for lang in ("C", "CXX", "CUDA")]
             break
-    configure += shlex.split(os.environ.get("CMAKE_ARGS", ""))  # extra CMake arguments, last so they win
+    configure += build_environment().cmake_args  # extra CMake arguments, last so they win
     env = dict(os.environ)
     env.pop("KERNEL_BUILDER_CUDA_ARCHS", None)  # passed explicitly above
     run_logged(configure, log, env=env, cancel=cancel)

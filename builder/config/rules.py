@@ -20,8 +20,9 @@ NAME_RE = re.compile(r"^[a-z][-a-z0-9]{0,94}[a-z0-9]$")
 # names such as relu_cpu, moe-marlin and _qattn_sm90.
 SECTION_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-VERSION_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
-CAPABILITY_RE = re.compile(r"^([0-9]+)\.([0-9]+)([af]?)(\+PTX)?$")
+# Bounded: a version is compared as integers, and Python refuses numbers of over 4300 digits.
+VERSION_RE = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,9}){0,7}$")
+CAPABILITY_RE = re.compile(r"^([0-9]{1,9})\.([0-9]{1,9})([af]?)(\+PTX)?$")
 ROCM_ARCH_RE = re.compile(r"^gfx[0-9a-z]+(:[a-z0-9-]+[+-])*$")
 REPO_ID_RE = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]*/[A-Za-z0-9][-A-Za-z0-9_.]*$")
 GIT_SCHEMES = ("https", "http", "git", "ssh", "git+ssh", "git+https", "git+http")
@@ -132,7 +133,8 @@ def check_repo_id(value: str, problems: list[Problem], path: str) -> None:
 
 def check_version_string(value: str, problems: list[Problem], path: str) -> bool:
     if not VERSION_RE.fullmatch(value):
-        problems.append(Problem(path, f"{value!r} is not a version", "dot-separated numbers, e.g. 2.12 or 12.8"))
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        problems.append(Problem(path, f"{shown!r} is not a version", "dot-separated numbers, e.g. 2.12 or 12.8 (at most 8 numbers of 9 digits)"))
         return False
     return True
 
