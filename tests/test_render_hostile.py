@@ -367,3 +367,21 @@ def test_configure_build_install_with_hostile_values_executes_nothing(tmp_path):
     for flag in flags:
         assert flag in printed
     assert not marker.exists()
+
+
+@pytest.mark.slow
+@needs_cmake
+def test_unique_id_given_to_cmake_is_checked(tmp_path):
+    """KB_UNIQUE_ID becomes part of a Python module name in _ops.py (configure_file): a value set
+    with -D on the command line is checked by the generated project itself."""
+    marker = tmp_path / "marker"
+    kernel = tmp_path / "relu"
+    shutil.copytree(REPO / "examples" / "relu", kernel, ignore=shutil.ignore_patterns("build", "__pycache__"))
+    tree = tmp_path / "tree"
+    write_tree(tree, render_project(load_config(kernel), "plain", {"kernel-builder": {"version": "test"}}, tree))
+    hostile_id = f'x\nimport os; os.system("touch {marker}")\n'
+    result = subprocess.run([CMAKE, "-S", str(tree), "-B", str(tmp_path / "build"), "-G", "Ninja", f"-DPython3_EXECUTABLE={sys.executable}",
+                             f"-DKB_UNIQUE_ID={hostile_id}"], capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    assert "use letters, digits and '_' only" in result.stderr
+    assert not (tmp_path / "build" / "_ops.py").exists() and not marker.exists()
