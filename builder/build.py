@@ -36,7 +36,7 @@ from .process import Cancellation
 from .checks.layout import Finding, check_variant
 from .checks.python_code import check_source_package, format_registration_report
 from .config import BuildConfig, load_config
-from .errors import BuildError, CheckError, KernelBuilderError, UsageError
+from .errors import BuildError, CheckError, KernelBuilderError, UsageError, named_os_errors
 from .layout import stamp
 from .layout.assemble import add_legacy_subpackage, assemble_noarch
 from .layout.install import BuildDir
@@ -293,7 +293,8 @@ class _Run:
                     if self.failed.is_set() or self.cancel.event.is_set():
                         raise BuildError("not built: the build was stopped (--fail-fast or interrupted)")
                     log_path = self.build_dir.log_path(unit.name)
-                    log_path.write_text(f"kernel-builder: building {unit.name} for {self.config.root}\n")
+                    with named_os_errors(log_path):
+                        log_path.write_text(f"kernel-builder: building {unit.name} for {self.config.root}\n")
                     if job is None:
                         job = plan_toolchain_job(self.config, unit.variant, host, unique_id=self.uid, cuda_targets=self.targets)
                     staging = stack.enter_context(self.build_dir.staging(unit.name))
@@ -349,7 +350,7 @@ class _Run:
 
     @staticmethod
     def _log_findings(log_path: Path, findings: list[Finding]) -> None:
-        with open(log_path, "a") as out:
+        with named_os_errors(log_path), open(log_path, "a") as out:
             out.write("\n".join(["", "checks:", *(f.render() for f in findings)] if findings else ["", "checks: all passed"]) + "\n")
 
 

@@ -6,6 +6,7 @@ code (2 for bad input, 1 for a failed build or check); no traceback unless --deb
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
@@ -18,7 +19,7 @@ from typing import Any, Callable
 import click
 
 from . import __version__
-from .errors import KernelBuilderError
+from .errors import EXIT_FAILED, KernelBuilderError
 
 log = logging.getLogger("kernel_builder")
 DIR_ARG = click.argument("kernel_dir", default=".", type=click.Path(path_type=Path, file_okay=False))
@@ -40,6 +41,25 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+OS_ERROR_HINTS = {
+    errno.ENOSPC: "free some space (or inodes) on that file system",
+    errno.EDQUOT: "free some space within your quota",
+    errno.EROFS: "kernel-builder writes build/ inside the kernel directory, which must be writable",
+    errno.EACCES: "check the permissions of that path",
+    errno.EPERM: "check the permissions of that path",
+    errno.EFBIG: "a file size limit (ulimit -f) stopped the write",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """An OSError as one line: what failed, on which path, and what to do."""
+    text = exc.strerror or str(exc)
+    if exc.filename is not None:
+        text += f": {exc.filename}"
+    hint = OS_ERROR_HINTS.get(exc.errno or 0)
+    return f"{text} ({hint})" if hint else text
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn expected failures into a message and an exit code."""
 
@@ -50,6 +70,9 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except KernelBuilderError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except OSError as exc:  # the environment failed: a full disk, a read-only folder...
+            click.echo(f"error: {describe_os_error(exc)}", err=True)
+            sys.exit(EXIT_FAILED)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
@@ -224,6 +247,7 @@ def create_pyproject(kernel_dir: Path, target: Path | None, force: bool, unique_
     exactly them; existing files that kernel-builder did not write are never overwritten
     without --force.
     """
+    from .backends.toolpaths import require_plain
     from .config import load_config
     from .provenance import provenance
     from .provenance import unique_id as make_id
@@ -231,6 +255,10 @@ def create_pyproject(kernel_dir: Path, target: Path | None, force: bool, unique_
 
     config = load_config(kernel_dir)
     target = target or config.root
+    # The tree is built with CMake directly: refuse the paths CMake, Ninja or ld cannot use.
+    remedy = "`kernel-builder build` works around it, a generated tree cannot: generate it elsewhere (create-pyproject DIR TARGET) or move the kernel"
+    for path, what in ((config.root, "the kernel directory"), (target.absolute(), "the target folder")):
+        require_plain(path, what, remedy)
     files = render_project(config, make_id(config, unique_id), provenance(config), target)
     write_tree(target, files, force=force)
     click.echo(f"generated {len(files)} files in {target}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 # Exit codes: 2 is for bad input (configuration, arguments), 1 for a failed build or check.
 EXIT_BAD_INPUT = 2
@@ -65,3 +67,15 @@ class BuildError(KernelBuilderError):
 
 class CheckError(KernelBuilderError):
     """A post-build check found violations."""
+
+
+@contextmanager
+def named_os_errors(path: Path | str) -> Iterator[None]:
+    """Give an OSError raised while writing `path` (a full disk during write() carries no file
+    name) that file name, so that the message says which file could not be written."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise

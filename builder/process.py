@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .errors import BuildError
+from .errors import BuildError, named_os_errors
 
 log = logging.getLogger("kernel_builder")
 SUPERVISOR = Path(__file__).with_name("supervisor.py")
@@ -79,7 +79,7 @@ def run_logged(cmd: list[str], log_path: Path, *, cwd: Path | None = None, env: 
     if cancel is not None:
         cancel.check()
     start = time.monotonic()
-    with open(log_path, "a", encoding="utf-8", errors="replace") as out:
+    with named_os_errors(log_path), open(log_path, "a", encoding="utf-8", errors="replace") as out:
         out.write(f"\n$ {' '.join(cmd)}\n")
         out.flush()
         log.debug("$ %s", " ".join(cmd))

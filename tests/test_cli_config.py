@@ -47,8 +47,30 @@ SCHEMA_CASES = {
     # names
     "name-capitals": (edit(VALID_TOML, 'name = "relu"', 'name = "Relu"'), ["general.name", "'Relu'", "lowercase"]),
     "name-underscore": (edit(VALID_TOML, 'name = "relu"', 'name = "my_relu"'), ["general.name", "'my_relu'", "underscores"]),
-    "name-one-char": (edit(VALID_TOML, 'name = "relu"', 'name = "r"'), ["general.name", "'r'", "two characters"]),
+    "name-one-char": (edit(VALID_TOML, 'name = "relu"', 'name = "r"'), ["general.name", "'r'", "2 to 96 characters"]),
     "name-trailing-dash": (edit(VALID_TOML, 'name = "relu"', 'name = "relu-"'), ["general.name", "'relu-'"]),
+    "name-too-long": (edit(VALID_TOML, 'name = "relu"', f'name = "{"r" * 300}"'), ["general.name", "2 to 96 characters"]),
+    # flags and source paths: only what reaches the tools intact
+    "flag-newline": (edit(VALID_TOML, CPU_SRC, CPU_SRC + '\ncxx-flags = ["-O3\\n-DX"]'), ["kernel.relu_cpu.cxx-flags[0]", "control character", "printable"]),
+    "flag-semicolon": (edit(VALID_TOML, CPU_SRC, CPU_SRC + '\ncxx-flags = ["-DA=1;2"]'), ["kernel.relu_cpu.cxx-flags[0]", "';'"]),
+    "flag-empty": (edit(VALID_TOML, CPU_SRC, CPU_SRC + '\ncxx-flags = [""]'), ["kernel.relu_cpu.cxx-flags[0]", "empty flag"]),
+    "flag-bracket": (edit(VALID_TOML, CAPS, CAPS + '\ncuda-flags = ["-DA=x["]'), ["kernel.relu.cuda-flags[0]", "'['"]),
+    "torch-flag-nul": (_torch('cxx-flags = ["-DA\\u0000"]'), ["torch.cxx-flags[0]", "control character"]),
+    "src-pipe": (edit(VALID_TOML, CPU_SRC, 'src = ["relu_cpu/a|b.cpp"]'), ["kernel.relu_cpu.src[0]", '"|"', "Ninja"]),
+    "src-nul": (edit(VALID_TOML, CPU_SRC, 'src = ["relu_cpu/a\\u0000b.cpp"]'), ["kernel.relu_cpu.src[0]", '"\\u0000"']),
+    "src-dollar": (edit(VALID_TOML, CPU_SRC, 'src = ["relu_cpu/$<1:x>.cpp"]'), ["kernel.relu_cpu.src[0]", '"$"']),
+    "include-backslash": (edit(VALID_TOML, CPU_SRC, CPU_SRC + '\ninclude = ["inc\\\\dir"]'), ["kernel.relu_cpu.include[0]", '"\\\\"']),
+    "torch-src-semicolon": (edit(VALID_TOML, TORCH_SRC, 'src = ["torch-ext/a;b.cpp"]'), ["torch.src[0]", '";"']),
+    # kernel section names reach CMake and messages: a strict identifier-like rule
+    "section-name-space": (edit(VALID_TOML, "[kernel.relu_cpu]", '[kernel."relu cpu"]'), ['kernel."relu cpu"', "invalid kernel section name", "letters, digits"]),
+    "section-name-empty": (edit(VALID_TOML, "[kernel.relu_cpu]", '[kernel.""]'), ['kernel.""', "invalid kernel section name"]),
+    "section-name-slash": (edit(VALID_TOML, "[kernel.relu_cpu]", '[kernel."a/b"]'), ['kernel."a/b"', "invalid kernel section name"]),
+    "section-name-digit-first": (edit(VALID_TOML, "[kernel.relu_cpu]", "[kernel.9relu]"), ["kernel.9relu", "invalid kernel section name"]),
+    "section-name-too-long": (edit(VALID_TOML, "[kernel.relu_cpu]", f"[kernel.{'r' * 65}]"), ["kernel.rrr", "at most 64"]),
+    "section-name-cmake-injection": (
+        edit(VALID_TOML, "[kernel.relu_cpu]", r'[kernel."x\nfile(WRITE /tmp/p \"x\")\n#"]'),
+        [r'kernel."x\nfile(WRITE /tmp/p \"x\")\n#"', "invalid kernel section name"],
+    ),
     # backends
     "unknown-general-backend": (edit(VALID_TOML, BACKENDS, 'backends = ["cpu", "cuda", "vulkan"]'), ["general.backends[2]", "'vulkan'", "unknown backend"]),
     "duplicate-general-backend": (edit(VALID_TOML, BACKENDS, 'backends = ["cpu", "cuda", "cpu"]'), ["general.backends", "'cpu'", "more than once"]),
@@ -221,6 +243,29 @@ def test_schema_and_file_problems_reported_together(tmp_path):
     result = invoke("check-config", "--schema-only", kernel_dir)
     err = assert_bad_input(result, "kernel.relu.cuda-capabilities[0]")
     assert "gone.cpp" not in err
+
+
+def test_key_and_file_problems_of_one_table_reported_together(tmp_path):
+    """An unknown key in a table does not hide that the same table names missing files."""
+    text = edit(VALID_TOML, CPU_SRC, 'src = ["relu_cpu/gone.cpp"]\nbogus = 1')
+    text = edit(text, TORCH_SRC, 'src = ["torch-ext/torch_binding.cpp", "torch-ext/gone.cpp"]\nsrcs = []')
+    kernel_dir = make_kernel(tmp_path, text)
+    result = invoke("check-config", kernel_dir)
+    assert_bad_input(
+        result,
+        "4 problems found",
+        "kernel.relu_cpu.bogus: unknown key",
+        "kernel.relu_cpu.src[0]: file 'relu_cpu/gone.cpp' does not exist",
+        "torch.srcs: unknown key",
+        "torch.src[1]: file 'torch-ext/gone.cpp' does not exist",
+    )
+
+
+def test_wrong_general_does_not_hide_a_missing_python_package(tmp_path):
+    text = edit(VALID_TOML, "version = 1", 'version = "1"')
+    kernel_dir = make_kernel(tmp_path, text, files=VALID_FILES[:-1])
+    result = invoke("check-config", kernel_dir)
+    assert_bad_input(result, "general.version", "torch-ext/relu/__init__.py does not exist")
 
 
 # ---------------------------------------------------------------------------------------------

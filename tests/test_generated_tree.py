@@ -125,5 +125,5 @@ def test_noarch_tree(tmp_path):
     kernel = copy_example("rms-norm-py", tmp_path)
     assert_ok(invoke("create-pyproject", kernel, "--unique-id", "src"))
     ops = (kernel / "torch-ext" / "rms_norm_py" / "_ops.py").read_text()
-    assert "_rms_norm_py_" in ops and "src" in ops
+    assert "'rms_norm_py'" in ops and "'src'" in ops  # module name and id, as Python literals
     assert '"" = "torch-ext"' in (kernel / "pyproject.toml").read_text()

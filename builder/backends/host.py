@@ -67,19 +67,32 @@ def probe_python(python: Path) -> dict:
     script = resources.files("kernel_builder.standalone").joinpath("probe.py")
     with resources.as_file(script) as path:
         try:
-            result = subprocess.run([str(python), str(path)], capture_output=True, text=True, timeout=120)
+            result = subprocess.run([str(python), str(path)], capture_output=True, text=True, errors="replace", timeout=120)
         except OSError as exc:
-            raise UsageError(f"cannot run Python {python}: {exc}") from None
+            raise UsageError(f"cannot run Python {python}: {exc.strerror or exc}") from None
+        except subprocess.TimeoutExpired:
+            raise UsageError(f"{python} did not answer kernel-builder's probe within 120 s; is it a Python interpreter?") from None
     if result.returncode != 0:
         raise UsageError(f"cannot inspect Python {python}:\n{result.stderr.strip()}")
-    return json.loads(result.stdout)
+    try:
+        info = json.loads(result.stdout)
+    except ValueError:
+        info = None
+    if not isinstance(info, dict) or not {"python", "platform", "torch", "nvidia"} <= set(info):
+        shown = result.stdout.strip()[:200] or "nothing"
+        raise UsageError(f"{python} is not a Python interpreter kernel-builder can use: running its probe printed {shown!r}, not the expected JSON")
+    return info
 
 
 def find_modules(python: Path, names: list[str]) -> dict[str, bool]:
     """Which of these top-level modules `python` can find (without importing them)."""
     code = "import importlib.util, json, sys; print(json.dumps({n: importlib.util.find_spec(n) is not None for n in sys.argv[1:]}))"
-    result = subprocess.run([str(python), "-c", code, *names], capture_output=True, text=True, timeout=60)
-    return json.loads(result.stdout) if result.returncode == 0 else {n: False for n in names}
+    try:
+        result = subprocess.run([str(python), "-c", code, *names], capture_output=True, text=True, errors="replace", timeout=60)
+        found = json.loads(result.stdout) if result.returncode == 0 else {}
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        found = {}
+    return {n: found.get(n) is True for n in names} if isinstance(found, dict) else {n: False for n in names}
 
 
 def _nvcc_candidates() -> list[Path]:

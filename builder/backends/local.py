@@ -18,10 +18,10 @@ import threading
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from ..config.model import BuildConfig
-from ..errors import BuildError, UsageError
+from ..errors import BuildError, UsageError, named_os_errors
 from ..process import Cancellation, run_logged
 from ..layout.install import BuildDir
 from ..layout.metadata import ops_name
@@ -30,6 +30,7 @@ from ..render.tree import write_tree
 from ..standalone import archs
 from ..variants import BuildSet, Variant, applicable_variants, exclusion_reason
 from .host import Host
+from .toolpaths import require_plain, seen_by_tools, tool_root
 
 NINJA_PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]\s")
 BACKEND_TOOLCHAIN = {
@@ -56,6 +57,33 @@ class Job:
 class Plan:
     jobs: list[Job]
     skipped: dict[str, str]  # backend -> why this machine cannot build it
+
+
+@dataclass(frozen=True)
+class BuildEnvironment:
+    """The environment variables a build reads, validated."""
+
+    max_jobs: int | None  # MAX_JOBS: compile jobs per variant
+    nvcc_threads: int  # NVCC_THREADS: nvcc threads per job (CMake reads it too)
+    cmake_args: tuple[str, ...]  # CMAKE_ARGS: extra CMake arguments, split like a shell
+
+
+def build_environment(environ: Mapping[str, str] = os.environ) -> BuildEnvironment:
+    """Parse MAX_JOBS, NVCC_THREADS and CMAKE_ARGS; UsageError naming the variable otherwise."""
+
+    def positive(name: str) -> int | None:
+        text = environ.get(name, "").strip()
+        if not text:
+            return None
+        if not text.isascii() or not text.isdigit() or len(text) > 6 or int(text) < 1:
+            raise UsageError(f"{name}={text!r}: expected a positive whole number, e.g. {name}=4")
+        return int(text)
+
+    try:
+        cmake_args = tuple(shlex.split(environ.get("CMAKE_ARGS", "")))
+    except ValueError as exc:
+        raise UsageError(f"CMAKE_ARGS={environ.get('CMAKE_ARGS')!r}: {exc} (it is split like a shell command line)") from None
+    return BuildEnvironment(positive("MAX_JOBS"), positive("NVCC_THREADS") or 1, cmake_args)
 
 
 def parse_cuda_archs(text: str | None) -> tuple[str, ...]:
@@ -110,6 +138,9 @@ def plan_local(config: BuildConfig, host: Host, *, variant: str | None = None, u
     torch = host.torch
     if torch is None:
         raise UsageError(f"torch is not installed for {host.python}: install it there, or pass --python <an interpreter with torch>")
+    build_environment()  # bad MAX_JOBS / NVCC_THREADS / CMAKE_ARGS: refused before anything is written
+    require_plain(host.python, "the Python")
+    require_plain(torch.dir, "torch at")
     if config.framework.kind == "tvm-ffi":
         raise UsageError("[tvm-ffi] kernels cannot be built by the local backend yet (it needs apache-tvm-ffi and TVM-FFI CMake support)")
 
@@ -189,14 +220,14 @@ def plan_toolchain_job(config: BuildConfig, variant: Variant, host: Host, *, uni
 
 def parallel_jobs(cores: int | None) -> int:
     """Compile jobs for one variant: --cores, else MAX_JOBS, else the CPUs we may use; / NVCC_THREADS."""
+    environment = build_environment()
     if cores:
         jobs = cores
-    elif os.environ.get("MAX_JOBS"):
-        jobs = int(os.environ["MAX_JOBS"])
+    elif environment.max_jobs:
+        jobs = environment.max_jobs
     else:
         jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = int(os.environ.get("NVCC_THREADS") or 1)
-    return max(1, jobs // max(1, threads))
+    return max(1, jobs // environment.nvcc_threads)
 
 
 def _drop_stale_cache(binary: Path, tree: Path) -> None:
@@ -249,7 +280,10 @@ def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDi
                    report: Callable[..., None], cancel: Cancellation | None = None, nvcc_threads: int | None = None) -> Path:
     """Render the CMake tree, configure, compile and install one variant into `staging`."""
     name = job.variant.name
-    work = build_dir.work_dir(name)
+    # CMake, Ninja and ld get the kernel directory through a plain path (see toolpaths.py).
+    root = tool_root(config.root)
+    work = seen_by_tools(build_dir.work_dir(name), config.root, root)
+    install_prefix = seen_by_tools(staging, config.root, root)
     tree, binary = work / "tree", work / "cmake-build"
     _drop_stale_cache(binary, tree)
     write_tree(tree, render_project(config, job.unique_id, provenance, tree), force=True)
@@ -276,7 +310,7 @@ def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDi
         if shutil.which(launcher):
             configure += [f"-DCMAKE_{lang}_COMPILER_LAUNCHER={launcher}" for lang in ("C", "CXX", "CUDA")]
             break
-    configure += shlex.split(os.environ.get("CMAKE_ARGS", ""))  # extra CMake arguments, last so they win
+    configure += build_environment().cmake_args  # extra CMake arguments, last so they win
     env = _tool_environment(host)
     _reset_if_configuration_changed(binary, configure)
     try:
@@ -296,7 +330,7 @@ def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDi
     report(name, "compile")
     run_logged([host.cmake, "--build", str(binary), "--", "-j", str(parallel_jobs(cores))], log, env=env, on_line=on_line, cancel=cancel)
     report(name, "install")
-    run_logged([host.cmake, "--install", str(binary), "--prefix", str(staging)], log, env=env, cancel=cancel)
+    run_logged([host.cmake, "--install", str(binary), "--prefix", str(install_prefix)], log, env=env, cancel=cancel)
     variant = staging / name
     if not (variant / "metadata.json").is_file():
         raise BuildError(f"the install step did not produce {name}/", log)

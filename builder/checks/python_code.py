@@ -27,7 +27,7 @@ ALWAYS_ALLOWED = frozenset({"torch", "triton"})
 class CodeFinding:
     path: Path
     line: int
-    rule: str  # "registration" | "import"
+    rule: str  # "registration" | "import" | "syntax" | "exports"
     message: str
     warning: bool = False
 
@@ -124,6 +124,14 @@ def import_findings(path: Path, tree: ast.Module, python_name: str, allowed: fro
     return found
 
 
+def export_findings(path: Path, tree: ast.Module) -> list[CodeFinding]:
+    """A package __init__.py with nothing but a docstring or `pass` exports nothing: the
+    kernel would load and offer no function (a warning: the build itself is sound)."""
+    if any(not isinstance(node, ast.Pass) and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)) for node in tree.body):
+        return []
+    return [CodeFinding(path, 1, "exports", "__init__.py is empty: the kernel exports nothing; import or define its functions there (e.g. `from ._ops import ops`)", warning=True)]
+
+
 def scan_package(package_dir: Path, python_name: str, allowed_imports: frozenset[str] = frozenset()) -> list[CodeFinding]:
     """Both checks over every .py file under `package_dir` (a source package or a variant)."""
     findings: list[CodeFinding] = []
@@ -137,6 +145,8 @@ def scan_package(package_dir: Path, python_name: str, allowed_imports: frozenset
             continue
         findings += registration_findings(path, tree)
         findings += import_findings(path, tree, python_name, allowed_imports)
+        if path == package_dir / "__init__.py":
+            findings += export_findings(path, tree)
     return findings
 
 

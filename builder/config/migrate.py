@@ -66,10 +66,62 @@ def legacy_reasons(data: dict) -> list[str]:
                     reasons.append(f"kernel.{name}.{key}")
             if "backend" not in table and table:
                 reasons.append(f"kernel.{name} has no backend")
-            for dep in table.get("depends", []) or []:
-                if dep in RENAMED_DEPENDS:
+            depends = table.get("depends")
+            for dep in depends if isinstance(depends, list) else []:
+                if isinstance(dep, str) and dep in RENAMED_DEPENDS:
                     reasons.append(f"kernel.{name}.depends: {dep} (now {RENAMED_DEPENDS[dep]})")
     return reasons
+
+
+def _type_name(value: Any) -> str:
+    from .parse import describe
+
+    return describe(value)
+
+
+def legacy_shape_problems(data: dict) -> list[Problem]:
+    """What the conversion of an older document needs to have the right type; everything else
+    is carried over and checked by the edition-5 validation afterwards."""
+    from .parse import join
+
+    problems: list[Problem] = []
+
+    def expect(table: dict, path: str, key: str, kind: type, what: str, items: type | None = None) -> None:
+        if key not in table:
+            return
+        value = table[key]
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if ok and items is not None:
+            ok = all(isinstance(item, items) for item in value)
+        if not ok:
+            problems.append(Problem(join(path, key), f"expected {what}, got {_type_name(value)}", "update-build reads this key to convert the file"))
+
+    general = data["general"]
+    expect(general, "general", "name", str, "a string")
+    expect(general, "general", "version", (int, str), "an integer or a version string")
+    expect(general, "general", "universal", bool, "a boolean")
+    expect(general, "general", "cuda", dict, "a table")
+    expect(general, "general", "python-depends", list, "an array of strings", str)
+    torch = data.get("torch")
+    if torch is not None and not isinstance(torch, dict):
+        problems.append(Problem("torch", f"expected a table, got {_type_name(torch)}"))
+    elif isinstance(torch, dict):
+        for key, kind, what, items in (("name", str, "a string", None), ("universal", bool, "a boolean", None), ("pysrc", list, "an array of strings", str),
+                                       ("pyroot", str, "a string", None)):
+            expect(torch, "torch", key, kind, what, items)
+    kernels = data.get("kernel")
+    if kernels is not None and not isinstance(kernels, dict):
+        problems.append(Problem("kernel", f"expected a table, got {_type_name(kernels)}"))
+    elif isinstance(kernels, dict):
+        for name, table in kernels.items():
+            path = join("kernel", name)
+            if not isinstance(table, dict):
+                problems.append(Problem(path, f"expected a table, got {_type_name(table)}"))
+                continue
+            expect(table, path, "language", str, "a string")
+            expect(table, path, "backend", str, "a string")
+            expect(table, path, "depends", list, "an array of strings", str)
+    return problems
 
 
 def edition5_only_keys(data: dict) -> list[str]:
@@ -106,7 +158,7 @@ def _version(raw: Any, notes: list[str]) -> Any:
         return 1
     if isinstance(raw, str):
         major = raw.split(".")[0]
-        if major.isdigit():
+        if major.isdigit() and len(major) <= 9:
             notes.append(f"general.version {raw!r} became {int(major)} (edition 5 keeps only the major API version)")
             return int(major)
     return raw  # left for validation to report
@@ -125,6 +177,10 @@ def migrate(data: dict, *, license: str | None = None, file: str = "build.toml")
         raise ConfigError(file, [Problem("general.edition", f"unsupported edition {edition!r}", "update-build converts files without an edition into edition 5")])
 
     reasons = legacy_reasons(data)
+    if reasons:
+        shape = legacy_shape_problems(data)
+        if shape:
+            raise ConfigError(file, shape)
     notes: list[str] = []
     result = _migrate_legacy(data, notes, license, file) if reasons else _migrate_edition4(data)
     return Migration(result, notes, "legacy (" + "; ".join(reasons) + ")" if reasons else "edition 4")
@@ -258,4 +314,8 @@ def _migrate_legacy(data: dict, notes: list[str], license: str | None, file: str
             out[fw] = data[fw]
     if kernels:
         out["kernel"] = kernels
+    # Tables no format knows are kept, so that validation reports them instead of losing them.
+    for key, value in data.items():
+        if key not in ("general", "kernel", *FRAMEWORKS) and key not in out:
+            out[key] = value
     return out

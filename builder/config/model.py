@@ -117,12 +117,12 @@ StableAbi = Union[Version, dict[str, Version], None]
 class TorchFramework:
     """[torch]: an ahead-of-time compiled Torch extension."""
 
-    src: tuple[str, ...] = key("src", default=())
-    include: tuple[str, ...] = key("include", default=())
+    src: tuple[str, ...] = key("src", default=(), check=rules.check_path_entries)
+    include: tuple[str, ...] = key("include", default=(), check=rules.check_path_entries)
     pyext: tuple[str, ...] = key("pyext", default=("py", "pyi"))
     minver: Version | None = key("minver", default=None)
     maxver: Version | None = key("maxver", default=None)
-    cxx_flags: tuple[str, ...] = key("cxx-flags", default=())
+    cxx_flags: tuple[str, ...] = key("cxx-flags", default=(), check=rules.check_flags)
     # One version for every backend, or a per-backend table; parsed by parse.parse_stable_abi.
     stable_abi: StableAbi = key("stable-abi", default=None)
 
@@ -160,10 +160,10 @@ class NoarchFramework:
 class TvmFfiFramework:
     """[tvm-ffi]: an ahead-of-time compiled TVM-FFI extension."""
 
-    src: tuple[str, ...] = key("src")
-    include: tuple[str, ...] = key("include", default=())
+    src: tuple[str, ...] = key("src", check=rules.check_path_entries)
+    include: tuple[str, ...] = key("include", default=(), check=rules.check_path_entries)
     pyext: tuple[str, ...] = key("pyext", default=("py", "pyi"))
-    cxx_flags: tuple[str, ...] = key("cxx-flags", default=())
+    cxx_flags: tuple[str, ...] = key("cxx-flags", default=(), check=rules.check_flags)
 
     kind = "tvm-ffi"
     python_root = "tvm-ffi-ext"
@@ -184,15 +184,15 @@ class Kernel:
     name: str
     backend: str = key("backend")
     depends: tuple[str, ...] = key("depends")
-    src: tuple[str, ...] = key("src")
-    include: tuple[str, ...] = key("include", default=())
-    cxx_flags: tuple[str, ...] = key("cxx-flags", default=())
+    src: tuple[str, ...] = key("src", check=rules.check_path_entries)
+    include: tuple[str, ...] = key("include", default=(), check=rules.check_path_entries)
+    cxx_flags: tuple[str, ...] = key("cxx-flags", default=(), check=rules.check_flags)
     cuda_capabilities: tuple[str, ...] | None = key("cuda-capabilities", default=None)
-    cuda_flags: tuple[str, ...] = key("cuda-flags", default=())
+    cuda_flags: tuple[str, ...] = key("cuda-flags", default=(), check=rules.check_flags)
     cuda_minver: Version | None = key("cuda-minver", default=None)
     rocm_archs: tuple[str, ...] | None = key("rocm-archs", default=None)
-    hip_flags: tuple[str, ...] = key("hip-flags", default=())
-    sycl_flags: tuple[str, ...] = key("sycl-flags", default=())
+    hip_flags: tuple[str, ...] = key("hip-flags", default=(), check=rules.check_flags)
+    sycl_flags: tuple[str, ...] = key("sycl-flags", default=(), check=rules.check_flags)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,11 @@ memory with a warning. Anything older is refused here with a pointer to `update-
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
+import os
+import re
+import stat
 import sys
 import types
 from dataclasses import MISSING, fields, is_dataclass
@@ -45,6 +49,8 @@ _BAD = object()  # marks a value that failed conversion (a problem was already r
 
 
 def join(path: str, key: str) -> str:
+    """The key path of `key` inside the table at `path`, e.g. kernel.relu.src."""
+    key = rules.toml_key(key)
     return f"{path}.{key}" if path else key
 
 
@@ -108,10 +114,16 @@ def unknown_key(table_path: str, name: str, allowed: list[str]) -> Problem:
     return Problem(join(table_path, name), "unknown key", hint + "allowed keys: " + ", ".join(allowed))
 
 
+@functools.cache
+def _table_schema(cls: type) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(type hints, fields by TOML key) of a model class: computed once per class, since
+    get_type_hints evaluates every annotation again on each call (50,000 sections took 32 s)."""
+    return get_type_hints(cls), {f.metadata["key"]: f for f in fields(cls) if "key" in f.metadata}
+
+
 def convert_table(cls: type, table: dict, path: str, problems: list[Problem], **extra: Any) -> Any:
     """Build dataclass `cls` from a TOML table; return None if anything was wrong."""
-    hints = get_type_hints(cls)
-    by_key = {f.metadata["key"]: f for f in fields(cls) if "key" in f.metadata}
+    hints, by_key = _table_schema(cls)
     before = len(problems)
     for name in table:
         if name not in by_key:
@@ -158,18 +170,81 @@ def _convert_stable_abi(raw: Any, path: str, problems: list[Problem]) -> Any:
     return _BAD
 
 
-def read_toml(path: Path) -> dict:
-    """Read and parse a TOML file, turning I/O and syntax errors into a ConfigError."""
+# build.toml is read with bounds: real files are a few kB and nest 4 levels deep.
+MAX_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 24
+_LONG_NUMBER = re.compile(r"[0-9][0-9_]{4300,}")
+
+
+def read_text(path: Path) -> str:
+    """The text of build.toml: a regular file of at most MAX_BYTES, valid UTF-8.
+
+    Opened without blocking (a FIFO named build.toml is refused, not waited on) and read up to
+    the bound (a link to /dev/zero is refused, not read forever). Errors are ConfigErrors; a
+    UTF-8 error names the line and column.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise ConfigError(path, [Problem("", "no such file", "a kernel directory holds build.toml")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, [Problem("", f"cannot be read: {exc}")]) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(path, [Problem("", f"cannot be opened: {getattr(exc, 'strerror', None) or exc}")]) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a plain file"
+        raise ConfigError(path, [Problem("", f"is {kind}", "build.toml must be a regular file")])
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            data = handle.read(MAX_BYTES + 1)
+        except OSError as exc:
+            raise ConfigError(path, [Problem("", f"cannot be read: {exc.strerror or exc}")]) from None
+    if len(data) > MAX_BYTES:
+        raise ConfigError(path, [Problem("", f"is larger than {MAX_BYTES // (1024 * 1024)} MiB", "a build.toml is a few kilobytes")])
     try:
-        return tomllib.loads(text)
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(path, [Problem("", f"line {line}, column {column}: invalid UTF-8 (byte 0x{data[exc.start]:02x})", "build.toml is UTF-8 text")]) from None
+
+
+def parse_toml(text: str, path: Path | str) -> dict:
+    """Parse TOML text; syntax errors, numbers Python cannot hold and nesting beyond MAX_DEPTH
+    become ConfigErrors."""
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, [Problem("", f"invalid TOML: {exc}")]) from None
+    except RecursionError:
+        raise ConfigError(path, [Problem("", "invalid TOML: arrays or inline tables nested too deeply", f"at most {MAX_DEPTH} levels")]) from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        match = _LONG_NUMBER.search(text)
+        where = f" (line {text.count(chr(10), 0, match.start()) + 1})" if match else ""
+        raise ConfigError(path, [Problem("", f"invalid TOML{where}: {exc}", "numbers in build.toml are small")]) from None
+    deep = _too_deep(data)
+    if deep is not None:
+        raise ConfigError(path, [Problem(deep, f"nested more than {MAX_DEPTH} levels deep", "build.toml tables and arrays nest a few levels")])
+    return data
+
+
+def _too_deep(data: dict) -> str | None:
+    """The key path of the first value nested deeper than MAX_DEPTH, or None (no recursion)."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return path
+        if isinstance(value, dict):
+            stack.extend((v, join(path, k), depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
+    return None
+
+
+def read_toml(path: Path) -> dict:
+    """Read and parse build.toml (bounded, see read_text), or raise ConfigError."""
+    return parse_toml(read_text(path), path)
 
 
 def parse_document(data: dict, file: Path | str = "build.toml", *, root: Path | None = None) -> BuildConfig:
@@ -255,7 +330,9 @@ def build_model(data: dict, problems: list[Problem], file: str = "build.toml", r
         problems.append(Problem("kernel", f"expected a table, got {describe(kernel_tables)}"))
     else:
         for kname, table in kernel_tables.items():
-            path = f"kernel.{kname}"
+            path = join("kernel", kname)
+            if not rules.check_section_name(kname, problems, path):
+                continue
             if not isinstance(table, dict):
                 problems.append(Problem(path, f"expected a table, got {describe(table)}"))
                 continue
@@ -264,12 +341,38 @@ def build_model(data: dict, problems: list[Problem], file: str = "build.toml", r
                 kernels.append(kernel)
                 problems.extend(validate.validate_kernel(kernel, general, present[0] if len(present) == 1 else None, file))
 
-    python_name = general.python_name if general is not None else None
-    problems.extend(validate.validate_paths(root, framework, tuple(kernels), python_name))
+    # Paths are checked from the raw tables, so that a table with a wrong key still has its
+    # missing files reported in the same run.
+    python_package = None
+    if len(present) == 1 and isinstance(data["general"].get("name"), str) and rules.NAME_RE.fullmatch(data["general"]["name"]):
+        table = data[present[0]] if isinstance(data[present[0]], dict) else {}
+        pyext = _strings(table.get("pyext")) if "pyext" in table else ("py", "pyi")
+        python_package = (FRAMEWORK_CLASSES[present[0]].python_root, data["general"]["name"].replace("-", "_"), pyext)
+    problems.extend(validate.validate_paths(root, _raw_path_lists(data, present), python_package))
 
     if len(problems) > before or general is None or framework is None:
         return None
     return BuildConfig(general, framework, tuple(kernels))
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    """The string items of a raw TOML array (its other items are reported by the converter)."""
+    return tuple(item for item in value if isinstance(item, str)) if isinstance(value, list) else ()
+
+
+def _raw_path_lists(data: dict, frameworks: list[str]) -> list:
+    """(key path, entries, want_dir) for every src/include list, read from the raw document."""
+    lists = []
+    for name in frameworks:
+        table = data[name]
+        if isinstance(table, dict) and name != "torch-noarch":
+            lists += [(f"{name}.src", _strings(table.get("src")), False), (f"{name}.include", _strings(table.get("include")), True)]
+    kernel_tables = data.get("kernel")
+    if isinstance(kernel_tables, dict):
+        for kname, table in kernel_tables.items():
+            if isinstance(table, dict) and rules.SECTION_NAME_RE.fullmatch(kname):
+                lists += [(f"kernel.{kname}.src", _strings(table.get("src")), False), (f"kernel.{kname}.include", _strings(table.get("include")), True)]
+    return lists
 
 
 def load_config(kernel_dir: Path | str, *, check_files: bool = True) -> BuildConfig:
@@ -280,9 +383,12 @@ def load_config(kernel_dir: Path | str, *, check_files: bool = True) -> BuildCon
     """
     root = Path(kernel_dir)
     path = root / "build.toml"
-    if root.is_file() and root.name == "build.toml":
-        path, root = root, root.parent
-    elif not root.is_dir():
-        raise ConfigError(root, [Problem("", "no such directory", "pass a kernel directory holding build.toml")])
+    try:
+        if root.name == "build.toml" and not root.is_dir():
+            path, root = root, root.parent
+        elif not root.is_dir():
+            raise ConfigError(root, [Problem("", "no such directory", "pass a kernel directory holding build.toml")])
+    except OSError as exc:  # a name too long, a folder that cannot be searched
+        raise ConfigError(root, [Problem("", f"cannot be read: {exc.strerror or exc}")]) from None
     config = parse_document(read_toml(path), path, root=root if check_files else None)
     return BuildConfig(config.general, config.framework, config.kernels, path=path.absolute(), source_edition=config.source_edition)

@@ -13,19 +13,35 @@ from importlib import resources
 from urllib.parse import urlparse
 
 from ..errors import Problem
+from ..standalone.cmakedata import list_item_problem
 
-NAME_RE = re.compile(r"^[a-z][-a-z0-9]*[a-z0-9]$")
-VERSION_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
-CAPABILITY_RE = re.compile(r"^([0-9]+)\.([0-9]+)([af]?)(\+PTX)?$")
+NAME_RE = re.compile(r"^[a-z][-a-z0-9]{0,94}[a-z0-9]$")
+# [kernel.<name>]: the name reaches CMake (as data), messages and file names; real kernels use
+# names such as relu_cpu, moe-marlin and _qattn_sm90.
+SECTION_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+# Bounded: a version is compared as integers, and Python refuses numbers of over 4300 digits.
+VERSION_RE = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,9}){0,7}$")
+CAPABILITY_RE = re.compile(r"^([0-9]{1,9})\.([0-9]{1,9})([af]?)(\+PTX)?$")
 ROCM_ARCH_RE = re.compile(r"^gfx[0-9a-z]+(:[a-z0-9-]+[+-])*$")
 REPO_ID_RE = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]*/[A-Za-z0-9][-A-Za-z0-9_.]*$")
 GIT_SCHEMES = ("https", "http", "git", "ssh", "git+ssh", "git+https", "git+http")
 SCP_GIT_RE = re.compile(r"^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[^\s]+$")
 
 NAME_RULE = (
-    "a name starts with a lowercase letter, ends with a letter or digit, has at least two "
+    "a name starts with a lowercase letter, ends with a letter or digit, has 2 to 96 "
     "characters and uses only lowercase letters, digits and dashes (no underscores)"
 )
+SECTION_NAME_RULE = (
+    "a section name starts with a letter or an underscore and has only letters, digits, "
+    "underscores and dashes, at most 64 characters, e.g. relu_cpu"
+)
+# Characters a src/include entry may not hold: measured to break CMake or Ninja in a source
+# path (`|` ends a Ninja path, `\\` becomes `/`, `;`, `[`, `]` split CMake lists, `$<` is a
+# generator expression), see docs/reliability.md.
+PATH_FORBIDDEN = frozenset("\\;|$[]")
+PATH_RULE = "paths use printable characters other than \\ ; | $ [ ] (CMake and Ninja cannot use them in a source path)"
+FLAG_RULE = "one compiler argument of printable characters, without ';' and with as many '[' as ']'"
 CAPABILITY_RULE = "MAJOR.MINOR with an optional a/f suffix or +PTX, e.g. 9.0, 9.0a, 10.0f, 8.0+PTX"
 
 
@@ -47,6 +63,40 @@ def python_dependencies() -> dict[str, dict[str, dict]]:
 def check_kernel_name(value: str, problems: list[Problem], path: str) -> None:
     if not NAME_RE.fullmatch(value):
         problems.append(Problem(path, f"invalid kernel name {value!r}", NAME_RULE))
+
+
+def toml_key(name: str) -> str:
+    """A key as TOML writes it: bare when it can be, else quoted (so that a key holding a
+    newline or an escape sequence is shown, not acted on, in a message)."""
+    return name if BARE_KEY_RE.fullmatch(name) else json.dumps(name)
+
+
+def check_section_name(name: str, problems: list[Problem], path: str) -> bool:
+    """A [kernel.<name>] section name; True when it is allowed."""
+    if SECTION_NAME_RE.fullmatch(name):
+        return True
+    problems.append(Problem(path, f"invalid kernel section name {json.dumps(name)}", SECTION_NAME_RULE))
+    return False
+
+
+def check_path_entries(value: tuple[str, ...], problems: list[Problem], path: str) -> None:
+    """src/include entries: characters the build tools can use (containment is checked later)."""
+    for i, entry in enumerate(value):
+        bad = next((c for c in entry if c in PATH_FORBIDDEN or not c.isprintable()), None)
+        if bad is not None:
+            problems.append(Problem(f"{path}[{i}]", f"{json.dumps(entry)} holds the character {json.dumps(bad)}", PATH_RULE))
+
+
+def check_flags(value: tuple[str, ...], problems: list[Problem], path: str) -> None:
+    """Compiler flags: each reaches the compiler as one argument, through CMake lists."""
+    for i, flag in enumerate(value):
+        if not flag:
+            problems.append(Problem(f"{path}[{i}]", "empty flag", FLAG_RULE))
+        elif not flag.isprintable():
+            bad = next(c for c in flag if not c.isprintable())
+            problems.append(Problem(f"{path}[{i}]", f"{json.dumps(flag)} holds the control character {json.dumps(bad)}", FLAG_RULE))
+        elif list_item_problem(flag):
+            problems.append(Problem(f"{path}[{i}]", f"{json.dumps(flag)}: {list_item_problem(flag)}", FLAG_RULE))
 
 
 def check_kernel_version(value: int, problems: list[Problem], path: str) -> None:
@@ -83,7 +133,8 @@ def check_repo_id(value: str, problems: list[Problem], path: str) -> None:
 
 def check_version_string(value: str, problems: list[Problem], path: str) -> bool:
     if not VERSION_RE.fullmatch(value):
-        problems.append(Problem(path, f"{value!r} is not a version", "dot-separated numbers, e.g. 2.12 or 12.8"))
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        problems.append(Problem(path, f"{shown!r} is not a version", "dot-separated numbers, e.g. 2.12 or 12.8 (at most 8 numbers of 9 digits)"))
         return False
     return True
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, Problem
 from .migrate import migrate
-from .parse import parse_document, read_toml
+from .parse import parse_document, read_text, read_toml
 from .write import dumps
 
 
@@ -22,10 +22,13 @@ class UpdateResult:
 
 
 def build_toml_path(kernel_dir: Path) -> Path:
-    path = kernel_dir / "build.toml" if kernel_dir.is_dir() or not kernel_dir.name.endswith(".toml") else kernel_dir
-    if not path.is_file():
-        raise ConfigError(path, [Problem("", "no such file", "a kernel directory holds build.toml")])
-    return path
+    """<kernel_dir>/build.toml, or kernel_dir itself when it names a .toml file (read_text says
+    what is wrong with it, if anything)."""
+    try:
+        is_dir = kernel_dir.is_dir()
+    except OSError as exc:  # a name too long, a folder that cannot be searched
+        raise ConfigError(kernel_dir, [Problem("", f"cannot be read: {exc.strerror or exc}")]) from None
+    return kernel_dir / "build.toml" if is_dir or not kernel_dir.name.endswith(".toml") else kernel_dir
 
 
 def update_build_file(kernel_dir: Path, *, license: str | None = None, dry_run: bool = False) -> UpdateResult:
@@ -37,7 +40,7 @@ def update_build_file(kernel_dir: Path, *, license: str | None = None, dry_run: 
     # The converted file must be a valid edition-5 file before anything is written.
     parse_document(read_toml_text(text, path), path)
     if migration.source_format == "edition 5":
-        return UpdateResult(path.read_text(), f"{path}: already edition 5; nothing to do", [], changed=False)
+        return UpdateResult(read_text(path), f"{path}: already edition 5; nothing to do", [], changed=False)
     if not dry_run:
         _atomic_write(path, text)
     return UpdateResult(text, f"{path}: converted from {migration.source_format} to edition 5", migration.notes)

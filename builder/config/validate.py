@@ -7,6 +7,7 @@ import re
 from pathlib import Path, PurePosixPath
 
 from ..errors import Problem
+from ..standalone.package import PackageError, package_files
 from . import rules
 from .model import BACKEND_ONLY_KERNEL_KEYS, KERNEL_BACKENDS, BuildConfig, Framework, General, Kernel, KernelDependency
 
@@ -139,33 +140,55 @@ def check_path(root: Path, entry: str, key: str, *, want_dir: bool) -> Problem |
     if problem:
         return Problem(key, problem, rule)
     target = root / entry
-    resolved = target.resolve()
-    if not resolved.is_relative_to(root.resolve()):
-        return Problem(key, f"{entry!r} resolves to {resolved}, outside the kernel directory (through a symbolic link)", rule)
-    if not target.exists():
-        return Problem(key, f"{'directory' if want_dir else 'file'} {entry!r} does not exist")
-    if want_dir and not target.is_dir():
-        return Problem(key, f"{entry!r} is not a directory")
-    if not want_dir and not target.is_file():
-        return Problem(key, f"{entry!r} is not a file")
+    try:
+        resolved = target.resolve()
+        if not resolved.is_relative_to(root.resolve()):
+            return Problem(key, f"{entry!r} resolves to {resolved}, outside the kernel directory (through a symbolic link)", rule)
+        if not target.exists():
+            return Problem(key, f"{'directory' if want_dir else 'file'} {entry!r} does not exist")
+        if want_dir and not target.is_dir():
+            return Problem(key, f"{entry!r} is not a directory")
+        if not want_dir and not target.is_file():
+            return Problem(key, f"{entry!r} is not a file")
+    except OSError as exc:  # a name too long, a folder that cannot be read
+        return Problem(key, f"{entry!r} cannot be checked: {exc.strerror or exc}")
+    except RuntimeError:  # pathlib's report of a symbolic link loop
+        return Problem(key, f"{entry!r} is a symbolic link loop")
     return None
+
+
+# (key path, entries, whether they are folders): one list of paths build.toml names.
+PathList = tuple[str, tuple[str, ...], bool]
+
+
+def listed_paths(framework: Framework | None, kernels: tuple[Kernel, ...]) -> list[PathList]:
+    """The path lists of a converted model."""
+    lists: list[PathList] = []
+    if framework is not None:
+        lists += [(f"{framework.kind}.src", framework.src, False), (f"{framework.kind}.include", framework.include, True)]
+    for kernel in kernels:
+        lists += [(f"kernel.{kernel.name}.src", kernel.src, False), (f"kernel.{kernel.name}.include", kernel.include, True)]
+    return lists
 
 
 def validate_files(config: BuildConfig) -> list[Problem]:
     """Every path build.toml lists must exist inside the kernel directory."""
-    return validate_paths(config.root, config.framework, config.kernels, config.general.python_name)
+    python = (config.framework.python_root, config.general.python_name, config.framework.pyext)
+    return validate_paths(config.root, listed_paths(config.framework, config.kernels), python)
 
 
-def validate_paths(root: Path | None, framework: Framework | None, kernels: tuple[Kernel, ...], python_name: str | None) -> list[Problem]:
-    """Path checks for whatever parts of a build.toml could be converted.
+def validate_paths(root: Path | None, lists: list[PathList], python_package: tuple[str, str, tuple[str, ...]] | None) -> list[Problem]:
+    """Checks on the paths build.toml lists, and on the Python package (root, module name,
+    pyext): it must exist, be flat, and hold no symbolic link that leaves the kernel directory.
 
     Without `root` (schema-only), only what needs no file system is checked: relative paths
     that stay inside the kernel directory.
     """
     problems: list[Problem] = []
-
-    def add(entries: tuple[str, ...], key: str, want_dir: bool) -> None:
+    for key, entries, want_dir in lists:
         for i, entry in enumerate(entries):
+            if any(c in rules.PATH_FORBIDDEN or not c.isprintable() for c in entry):
+                continue  # reported by rules.check_path_entries; not a path to look up
             if root is None:
                 message = _relative_path_problem(entry)
                 problem = Problem(f"{key}[{i}]", message, "paths are relative to the kernel directory and stay inside it") if message else None
@@ -174,18 +197,17 @@ def validate_paths(root: Path | None, framework: Framework | None, kernels: tupl
             if problem:
                 problems.append(problem)
 
-    if framework is not None:
-        add(framework.src, f"{framework.kind}.src", False)
-        add(framework.include, f"{framework.kind}.include", True)
-    for kernel in kernels:
-        add(kernel.src, f"kernel.{kernel.name}.src", False)
-        add(kernel.include, f"kernel.{kernel.name}.include", True)
-
-    if root is not None and framework is not None and python_name is not None:
-        package = f"{framework.python_root}/{python_name}"
-        init = check_path(root, f"{package}/__init__.py", f"{framework.kind}.pyext", want_dir=False)
+    if root is not None and python_package is not None:
+        python_root, python_name, pyext = python_package
+        package = f"{python_root}/{python_name}"
+        init = check_path(root, f"{package}/__init__.py", "", want_dir=False)
         if init is not None:
             problems.append(Problem("", f"the Python package {package}/__init__.py does not exist", f"the kernel's Python code lives in {package}/"))
+            return problems
         if (root / package / python_name).exists():
             problems.append(Problem("", f"{package}/{python_name} must not exist", "the package is flat: put its modules directly in " + package))
+        try:
+            package_files(root / package, root, pyext)
+        except PackageError as exc:
+            problems.append(Problem("", str(exc), "a variant ships copies of files inside the kernel directory, never links"))
     return problems

@@ -8,24 +8,22 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from ..config.model import BuildConfig
+from ..errors import UsageError
 from ..render.project import noarch_metadata, render_legacy_init, render_noarch_ops
+from ..standalone.package import PackageError, copy_package
 from .metadata import ops_name, write_metadata
 
 
 def copy_python_package(config: BuildConfig, destination: Path) -> None:
-    """Copy torch-ext/<module>/ (only files with the pyext extensions) into `destination`."""
-    source = config.root / config.python_package_dir
-    extensions = tuple(f".{e}" for e in config.framework.pyext)
-    for path in sorted(source.rglob("*")):
-        if not path.is_file() or "__pycache__" in path.parts or not path.name.endswith(extensions):
-            continue
-        target = destination / path.relative_to(source)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
+    """Copy torch-ext/<module>/ (files with the pyext extensions; links resolved) into
+    `destination`, by the same rules as the CMake install of compiled variants."""
+    try:
+        copy_package(config.root / config.python_package_dir, config.root, config.framework.pyext, destination)
+    except PackageError as exc:
+        raise UsageError(f"{config.path}: {exc}") from None
 
 
 def assemble_noarch(config: BuildConfig, backend: str, unique_id: str, provenance: dict, staging: Path, variant_name: str) -> Path:

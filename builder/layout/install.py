@@ -47,9 +47,20 @@ class BuildDir:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def check_layout(self) -> None:
+        """build/ and build/.kernel-builder/ must be folders and the lock a file (a clear
+        UsageError instead of an OSError from mkdir or the lock)."""
+        for path, what in ((self.root, "the folder that holds the variants"), (self.state, "kernel-builder's state folder")):
+            if (path.is_symlink() or path.exists()) and not path.is_dir():
+                raise UsageError(f"{path} is not a folder, but kernel-builder needs it as {what}: move or remove it")
+        lock = self.state / "lock"
+        if lock.is_dir():
+            raise UsageError(f"{lock} is a folder, but it must be kernel-builder's lock file: remove it")
+
     @contextmanager
     def locked(self, wait: float = -1, on_wait=None) -> Iterator[None]:
         """Hold the kernel's build lock; `on_wait()` is called if another build holds it."""
+        self.check_layout()
         self.state.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.state / "lock"))
         try:

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from importlib import resources
 
 import jinja2
+import tomli_w
 
 
-def cmake_quote(value: object) -> str:
-    """A CMake quoted argument."""
-    text = str(value)
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def cmake_list(values: list) -> str:
-    """Space-separated CMake quoted arguments (nothing for an empty list)."""
-    return " ".join(cmake_quote(v) for v in values)
+def toml_value(value: object) -> str:
+    """A TOML value (string, array...) as tomli-w writes it: valid TOML whatever it holds."""
+    line = tomli_w.dumps({"v": value})
+    return line[len("v = "):].rstrip("\n")
 
 
 def _load_template(name: str) -> str:
@@ -34,9 +29,9 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.filters["cmake"] = cmake_quote
-    env.filters["cmake_list"] = cmake_list
+    # Values reach generated files only through these: a Python literal, a TOML value. CMake
+    # files get their values from render/description.py (bracket arguments), never from Jinja.
     env.filters["pyrepr"] = repr
-    env.filters["tomlstr"] = json.dumps  # a JSON string is a valid TOML basic string
-    env.filters["tomlarray"] = lambda values: "[" + ", ".join(json.dumps(v) for v in values) + "]"
+    env.filters["tomlstr"] = toml_value
+    env.filters["tomlarray"] = lambda values: toml_value(list(values))
     return env

@@ -18,10 +18,11 @@ from .. import __version__
 from ..config.model import BuildConfig
 from ..layout.metadata import metadata_template, noarch_archs, ops_name
 from ..config.rules import python_dependencies
+from .description import kernel_description
 from .jinja import environment
 
 GENERATED_TREE_STATIC = ("cmake", "compat")  # template folders copied as they are
-STANDALONE_MODULES = ("__init__.py", "__main__.py", "archs.py", "cli.py", "deps.py", "metadata.py", "naming.py", "probe.py")
+STANDALONE_MODULES = ("__init__.py", "__main__.py", "archs.py", "cli.py", "cmakedata.py", "deps.py", "metadata.py", "naming.py", "package.py", "probe.py")
 
 
 def _template_root():
@@ -59,26 +60,6 @@ def pip_dependencies(config: BuildConfig, backends: tuple[str, ...]) -> list[str
     return deps
 
 
-def _kernel_context(config: BuildConfig) -> list[dict]:
-    return [
-        {
-            "name": k.name,
-            "backend": k.backend,
-            "src": list(k.src),
-            "include": list(k.include),
-            "cxx_flags": list(k.cxx_flags),
-            "cuda_flags": list(k.cuda_flags),
-            "cuda_capabilities": list(k.cuda_capabilities or ()),
-            "cuda_minver": str(k.cuda_minver) if k.cuda_minver else "",
-            "rocm_archs": list(k.rocm_archs or ()),
-            "hip_flags": list(k.hip_flags),
-            "sycl_flags": list(k.sycl_flags),
-            "depends": [d for d in k.depends if d != "torch"],
-        }
-        for k in config.kernels
-    ]
-
-
 def source_dir_relative(target: Path, kernel_dir: Path) -> str:
     """The kernel directory as seen from the generated tree ('.' when they are the same)."""
     return os.path.relpath(kernel_dir.resolve(), target.resolve()).replace(os.sep, "/")
@@ -98,7 +79,6 @@ def render_project(config: BuildConfig, unique_id: str, provenance: dict, target
         "license": g.license,
         "unique_id": unique_id,
         "source_dir_rel": rel,
-        "source_dir_hint": "." if rel == "." else rel,
         "python_root": fw.python_root,
     }
     files: dict[str, bytes] = {}
@@ -110,25 +90,16 @@ def render_project(config: BuildConfig, unique_id: str, provenance: dict, target
         return files
 
     arch_backends = list(config.arch_backends)
+    default_ops_name = ops_name(config, arch_backends[0] if arch_backends else "cpu", unique_id)
     context = dict(
         common,
         noarch=False,
-        source_dir="${CMAKE_CURRENT_SOURCE_DIR}" + ("" if rel == "." else "/" + rel),
-        torch_minver=str(fw.minver or ""),
-        torch_maxver=str(fw.maxver or ""),
-        cuda_minver=str(g.cuda.minver) if g.cuda and g.cuda.minver else "",
-        cuda_maxver=str(g.cuda.maxver) if g.cuda and g.cuda.maxver else "",
-        arch_backends=arch_backends,
-        stable_abi={b: str(fw.stable_abi_for(b)) for b in arch_backends if fw.stable_abi_for(b) is not None},
-        framework={"kind": fw.kind, "src": list(fw.src), "include": list(fw.include), "cxx_flags": list(fw.cxx_flags)},
-        kernels=_kernel_context(config),
-        python_dir=config.python_package_dir,
-        pyext=list(fw.pyext),
-        default_ops_name=ops_name(config, arch_backends[0] if arch_backends else "cpu", unique_id),
+        default_ops_name=default_ops_name,
         dependencies=pip_dependencies(config, tuple(arch_backends)),
         package_data=[],
     )
     files.update(_static_files())
+    files["cmake/kernel-description.cmake"] = kernel_description(config, unique_id=unique_id, source_dir_rel=rel).encode()
     files["CMakeLists.txt"] = env.get_template("CMakeLists.txt.j2").render(context).encode()
     files["setup.py"] = env.get_template("setup.py.j2").render(context).encode()
     files["pyproject.toml"] = env.get_template("pyproject.toml.j2").render(context).encode()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
-from ..errors import UsageError
+from ..errors import UsageError, named_os_errors
 
 MANIFEST = ".kernel-builder-generated.json"
 
@@ -53,14 +53,16 @@ def write_tree(target: Path, files: dict[str, bytes], *, force: bool = False) ->
         path = target / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_bytes() != data:
-            path.write_bytes(data)
+            with named_os_errors(path):
+                path.write_bytes(data)
         written.append(path)
     # Files generated last time but no longer part of the tree are removed if untouched.
     for rel, recorded in previous.items():
         if rel not in files and _is_ours_unmodified(target / rel, recorded):
             (target / rel).unlink()
     manifest = {"generator": f"kernel-builder {__version__}", "files": {rel: _sha(data) for rel, data in sorted(files.items())}}
-    (target / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    with named_os_errors(target / MANIFEST):
+        (target / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return written
 
 

@@ -11,12 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from . import archs, deps, metadata, naming, probe
-
-
-def _cmake_quote(value: object) -> str:
-    text = "" if value is None else str(value)
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+from . import archs, deps, metadata, naming, package, probe
+from .cmakedata import set_command
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -34,26 +30,30 @@ def cmd_probe(args: argparse.Namespace) -> int:
         json.dump(info, sys.stdout, indent=2)
         return 0
     torch = info["torch"]
+
+    def text(value: object) -> str:
+        return "" if value is None else str(value)
+
     lines = [
-        f"set(KB_PYTHON_VERSION {_cmake_quote(info['python']['version'])})",
-        f"set(KB_HOST_SYSTEM {_cmake_quote(naming.host_system(info['platform']['machine'], info['platform']['system']))})",
-        f"set(KB_NVIDIA_INCLUDE_DIRS {_cmake_quote(';'.join(info['nvidia']['include_dirs']))})",
-        f"set(KB_NVIDIA_LIB_DIRS {_cmake_quote(';'.join(info['nvidia']['lib_dirs']))})",
-        f"set(KB_TORCH_FOUND {'TRUE' if torch else 'FALSE'})",
+        set_command("KB_PYTHON_VERSION", text(info["python"]["version"])),
+        set_command("KB_HOST_SYSTEM", naming.host_system(info["platform"]["machine"], info["platform"]["system"])),
+        set_command("KB_NVIDIA_INCLUDE_DIRS", info["nvidia"]["include_dirs"]),
+        set_command("KB_NVIDIA_LIB_DIRS", info["nvidia"]["lib_dirs"]),
+        set_command("KB_TORCH_FOUND", "TRUE" if torch else "FALSE"),
     ]
     if torch:
         backend, version = probe.torch_backends(torch)[0]
         lines += [
-            f"set(KB_TORCH_VERSION {_cmake_quote(torch['version'])})",
-            f"set(KB_TORCH_VERSION_SHORT {_cmake_quote(torch['short'])})",
-            f"set(KB_TORCH_DIR {_cmake_quote(torch['dir'])})",
-            f"set(KB_TORCH_INCLUDE_DIRS {_cmake_quote(';'.join(torch['include_dirs']))})",
-            f"set(KB_TORCH_LIB_DIR {_cmake_quote(torch['lib_dir'])})",
-            f"set(KB_TORCH_CUDA {_cmake_quote(torch['cuda'])})",
-            f"set(KB_TORCH_HIP {_cmake_quote(torch['hip'])})",
-            f"set(KB_TORCH_CXX11_ABI {'1' if torch['cxx11_abi'] else '0'})",
-            f"set(KB_TORCH_BACKEND {_cmake_quote(backend)})",
-            f"set(KB_TORCH_BACKEND_VERSION {_cmake_quote(version)})",
+            set_command("KB_TORCH_VERSION", text(torch["version"])),
+            set_command("KB_TORCH_VERSION_SHORT", text(torch["short"])),
+            set_command("KB_TORCH_DIR", text(torch["dir"])),
+            set_command("KB_TORCH_INCLUDE_DIRS", torch["include_dirs"]),
+            set_command("KB_TORCH_LIB_DIR", text(torch["lib_dir"])),
+            set_command("KB_TORCH_CUDA", text(torch["cuda"])),
+            set_command("KB_TORCH_HIP", text(torch["hip"])),
+            set_command("KB_TORCH_CXX11_ABI", "1" if torch["cxx11_abi"] else "0"),
+            set_command("KB_TORCH_BACKEND", text(backend)),
+            set_command("KB_TORCH_BACKEND_VERSION", text(version)),
         ]
     Path(args.cmake_out).write_text("\n".join(lines) + "\n")
     return 0
@@ -90,7 +90,15 @@ def cmd_variant(args: argparse.Namespace) -> int:
 def cmd_write_metadata(args: argparse.Namespace) -> int:
     template = json.loads(Path(args.template).read_text())
     template["id"] = args.id
-    metadata.write_metadata(args.variant, template, archs=_split(args.archs))
+    variant = Path(args.prefix) / args.variant if args.prefix else Path(args.variant)
+    metadata.write_metadata(variant, template, archs=_split(args.archs))
+    return 0
+
+
+def cmd_copy_package(args: argparse.Namespace) -> int:
+    """Install the kernel's Python package into <prefix>/<variant> (links resolved, see package.py)."""
+    destination = Path(args.prefix) / args.variant
+    package.copy_package(args.source, args.root, tuple(args.ext), destination)
     return 0
 
 
@@ -145,11 +153,20 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_variant)
 
     p = sub.add_parser("write-metadata", help="write <variant>/metadata.json with archs and digest")
-    p.add_argument("--variant", required=True)
+    p.add_argument("--variant", required=True, help="the variant folder (relative to --prefix when given)")
+    p.add_argument("--prefix", help="the install prefix holding the variant folder")
     p.add_argument("--template", required=True)
     p.add_argument("--id", required=True)
     p.add_argument("--archs")
     p.set_defaults(func=cmd_write_metadata)
+
+    p = sub.add_parser("copy-package", help="install the kernel's Python package into a variant")
+    p.add_argument("--source", required=True, help="the package folder, torch-ext/<module>")
+    p.add_argument("--root", required=True, help="the kernel directory (links must stay inside it)")
+    p.add_argument("--prefix", required=True)
+    p.add_argument("--variant", required=True)
+    p.add_argument("--ext", action="append", default=[], help="a pyext extension without the dot (repeat)")
+    p.set_defaults(func=cmd_copy_package)
 
     p = sub.add_parser("find-dependency", help="include folders of a `depends` entry (CUTLASS)")
     p.add_argument("--name", required=True)

@@ -196,37 +196,80 @@ function(kb_map_build_paths target)
   endforeach()
 endfunction()
 
-# kb_add_section(<target> NAME <n> [SOURCES ...] [INCLUDES ...] [CXX_FLAGS ...] [CUDA_FLAGS ...]
-#                [CAPABILITIES ...] [CUDA_MINVER v] [ROCM_ARCHS ...] [HIP_FLAGS ...] [SYCL_FLAGS ...])
-# Adds one source section (the framework bindings or a [kernel.<name>]) with per-file flags:
+# kb_bracket(<out-var> <value>): <value> as a bracket argument, for CMake code written now and
+# run later (install(CODE)): the value stays data whatever characters it holds.
+function(kb_bracket out_var value)
+  if(value MATCHES "\r\n")
+    message(FATAL_ERROR "'${value}': a carriage return before a newline cannot be written into CMake code")
+  endif()
+  string(LENGTH "${value}" _len)
+  # The first closing bracket in value + closing bracket must be the one added at the end.
+  set(_eq "")
+  string(FIND "${value}]]" "]]" _pos)
+  while(NOT _pos EQUAL _len)
+    string(APPEND _eq "=")
+    string(FIND "${value}]${_eq}]" "]${_eq}]" _pos)
+  endwhile()
+  set(_lead "")
+  if(value MATCHES "^[\r\n]")
+    set(_lead "\n")  # CMake drops a newline right after the opening bracket
+  endif()
+  set(${out_var} "[${_eq}[${_lead}${value}]${_eq}]" PARENT_SCOPE)
+endfunction()
+
+# kb_literal_options(<out-var> <options...>): compile options as literal text. Source and target
+# options are read as generator expressions, so every `$` becomes `$<1:$>` (which yields `$`).
+function(kb_literal_options out_var)
+  set(_out "")
+  foreach(_option IN LISTS ARGN)
+    string(REPLACE "$" "$<1:$>" _option "${_option}")
+    list(APPEND _out "${_option}")
+  endforeach()
+  set(${out_var} "${_out}" PARENT_SCOPE)
+endfunction()
+
+# kb_add_sections(<target>): the framework bindings and every [kernel.<name>] section of the
+# backend being built, from the KB_SECTION_<i>_* variables of kernel-description.cmake.
+function(kb_add_sections target)
+  math(EXPR _last "${KB_SECTION_COUNT} - 1")
+  foreach(_i RANGE 0 ${_last})
+    if(KB_SECTION_${_i}_KIND STREQUAL "framework" OR KB_SECTION_${_i}_BACKEND STREQUAL KB_BACKEND)
+      kb_add_section(${target} KB_SECTION_${_i})
+    endif()
+  endforeach()
+endfunction()
+
+# kb_add_section(<target> <prefix>): one source section, described by the variables
+# <prefix>_NAME, _KIND, _SOURCES, _INCLUDES, _CXX_FLAGS, _CUDA_FLAGS, _CAPABILITIES,
+# _CUDA_MINVER, _ROCM_ARCHS, _HIP_FLAGS, _SYCL_FLAGS and _DEPENDS, with per-file flags:
 # headers are listed but not compiled, .cu files get the section's archs and cuda-flags,
 # C++ files (also inside a CUDA section) get cxx-flags.
-function(kb_add_section target)
-  cmake_parse_arguments(PARSE_ARGV 1 S "" "NAME;CUDA_MINVER;KIND"
-    "SOURCES;INCLUDES;CXX_FLAGS;CUDA_FLAGS;CAPABILITIES;ROCM_ARCHS;HIP_FLAGS;SYCL_FLAGS;DEPENDS")
-  if(S_CUDA_MINVER AND KB_CUDA_VERSION AND KB_CUDA_VERSION VERSION_LESS S_CUDA_MINVER)
-    message(STATUS "kernel-builder: skipping kernel.${S_NAME}: needs CUDA >= ${S_CUDA_MINVER}, toolkit is ${KB_CUDA_VERSION}")
+function(kb_add_section target prefix)
+  set(_name "${${prefix}_NAME}")
+  set(_minver "${${prefix}_CUDA_MINVER}")
+  if(_minver AND KB_CUDA_VERSION AND KB_CUDA_VERSION VERSION_LESS _minver)
+    message(STATUS "kernel-builder: skipping kernel.${_name}: needs CUDA >= ${_minver}, toolkit is ${KB_CUDA_VERSION}")
     return()
   endif()
 
   set(_includes "")
-  foreach(_inc IN LISTS S_INCLUDES)
+  foreach(_inc IN LISTS ${prefix}_INCLUDES)
     list(APPEND _includes "${KB_KERNEL_SOURCE_DIR}/${_inc}")
   endforeach()
   # Header dependencies (CUTLASS) are located by kbtools: CUTLASS_SRC_DIR or the nvidia-cutlass wheel.
-  foreach(_dep IN LISTS S_DEPENDS)
+  foreach(_dep IN LISTS ${prefix}_DEPENDS)
     if(_dep MATCHES "^cutlass_")
-      kb_tool(_dep_includes find-dependency --name "${_dep}" --section "${S_NAME}")
+      kb_tool(_dep_includes find-dependency --name "${_dep}" --section "${_name}")
       list(APPEND _includes ${_dep_includes})
     endif()
   endforeach()
 
   set(_gencode "")
-  if(KB_BACKEND STREQUAL "cuda" AND NOT S_KIND STREQUAL "framework")
+  if(KB_BACKEND STREQUAL "cuda" AND NOT ${prefix}_KIND STREQUAL "framework")
     list(JOIN KB_CUDA_KNOWN_ARCHS " " _known)
-    set(_args cuda-archs --section "${S_NAME}" --toolkit "${KB_CUDA_VERSION}" --known "${_known}")
-    if(S_CAPABILITIES)
-      list(JOIN S_CAPABILITIES " " _caps)
+    set(_args cuda-archs --section "${_name}" --toolkit "${KB_CUDA_VERSION}" --known "${_known}")
+    if(${prefix}_CAPABILITIES)
+      list(JOIN ${prefix}_CAPABILITIES " " _caps)
       list(APPEND _args --requested "${_caps}")
     endif()
     if(KB_CUDA_ARCHS)
@@ -234,13 +277,16 @@ function(kb_add_section target)
       list(APPEND _args --targets "${_targets}")
     endif()
     kb_tool(_archs ${_args})
-    message(STATUS "kernel-builder: kernel.${S_NAME}: CUDA capabilities ${_archs}")
+    message(STATUS "kernel-builder: kernel.${_name}: CUDA capabilities ${_archs}")
     set_property(GLOBAL APPEND PROPERTY KB_ALL_GPU_ARCHS ${_archs})
     list(JOIN _archs " " _archs_text)
     kb_tool(_gencode gencode --archs "${_archs_text}")
   endif()
+  kb_literal_options(_cxx_flags ${${prefix}_CXX_FLAGS} ${${prefix}_SYCL_FLAGS})
+  kb_literal_options(_cuda_flags ${${prefix}_CUDA_FLAGS})
+  kb_literal_options(_hip_flags ${${prefix}_HIP_FLAGS})
 
-  foreach(_src IN LISTS S_SOURCES)
+  foreach(_src IN LISTS ${prefix}_SOURCES)
     set(_path "${KB_KERNEL_SOURCE_DIR}/${_src}")
     get_filename_component(_ext "${_src}" LAST_EXT)
     string(TOLOWER "${_ext}" _ext)
@@ -253,40 +299,56 @@ function(kb_add_section target)
       set_property(SOURCE "${_path}" APPEND PROPERTY INCLUDE_DIRECTORIES ${_includes})
     endif()
     if(_ext STREQUAL "cu")
-      set_property(SOURCE "${_path}" APPEND PROPERTY COMPILE_OPTIONS ${_gencode} ${S_CUDA_FLAGS})
+      set_property(SOURCE "${_path}" APPEND PROPERTY COMPILE_OPTIONS ${_gencode} ${_cuda_flags})
     elseif(_ext MATCHES "^(cpp|cc|cxx|c\\+\\+|c)$")
-      set_property(SOURCE "${_path}" APPEND PROPERTY COMPILE_OPTIONS ${S_CXX_FLAGS} ${S_SYCL_FLAGS})
+      set_property(SOURCE "${_path}" APPEND PROPERTY COMPILE_OPTIONS ${_cxx_flags})
     elseif(_ext STREQUAL "hip")
-      set_property(SOURCE "${_path}" APPEND PROPERTY COMPILE_OPTIONS ${S_HIP_FLAGS})
+      set_property(SOURCE "${_path}" APPEND PROPERTY COMPILE_OPTIONS ${_hip_flags})
     endif()
   endforeach()
 endfunction()
 
-# kb_install_variant(<target> PYTHON_DIR <dir> PYEXT <ext...> METADATA <template>)
-# Lays out <prefix>/<variant>/: the kernel's Python package (files with the pyext extensions,
-# subpackages kept), _ops.py, the extension, and metadata.json (compiled archs and digest).
+# kb_install_variant(<target> VARIANT <name> PYTHON_DIR <dir> METADATA <template>)
+# Lays out <prefix>/<variant>/: the kernel's Python package (files with the KB_PYEXT
+# extensions, subfolders kept, symbolic links resolved by `kbtools copy-package`), _ops.py,
+# the extension, and metadata.json (compiled archs and digest).
 function(kb_install_variant target)
-  cmake_parse_arguments(PARSE_ARGV 1 I "" "PYTHON_DIR;METADATA;VARIANT" "PYEXT")
-  set(_patterns "")
-  foreach(_ext IN LISTS I_PYEXT)
-    list(APPEND _patterns PATTERN "*.${_ext}")
-  endforeach()
-  install(DIRECTORY "${I_PYTHON_DIR}/" DESTINATION "${I_VARIANT}"
-    FILES_MATCHING ${_patterns} PATTERN "__pycache__" EXCLUDE)
+  cmake_parse_arguments(PARSE_ARGV 1 I "" "PYTHON_DIR;METADATA;VARIANT" "")
   install(FILES "${CMAKE_CURRENT_BINARY_DIR}/_ops.py" DESTINATION "${I_VARIANT}")
   install(TARGETS ${target} LIBRARY DESTINATION "${I_VARIANT}")
   get_property(_archs GLOBAL PROPERTY KB_ALL_GPU_ARCHS)
   list(REMOVE_DUPLICATES _archs)
   list(JOIN _archs " " _archs_text)
+  # The install step runs CMake code written here: every value goes in as a bracket argument.
+  kb_bracket(_python "${Python3_EXECUTABLE}")
+  kb_bracket(_tools "${KB_TOOLS_DIR}")
+  kb_bracket(_package "${I_PYTHON_DIR}")
+  kb_bracket(_root "${KB_KERNEL_SOURCE_DIR}")
+  kb_bracket(_variant "${I_VARIANT}")
+  kb_bracket(_metadata "${I_METADATA}")
+  kb_bracket(_id "${target}")
+  set(_ext_args "")
+  foreach(_ext IN LISTS KB_PYEXT)
+    kb_bracket(_quoted "${_ext}")
+    string(APPEND _ext_args " --ext ${_quoted}")
+  endforeach()
   set(_archs_arg "")
   if(KB_BACKEND STREQUAL "cuda" OR KB_BACKEND STREQUAL "rocm")
-    set(_archs_arg "--archs \"${_archs_text}\"")
+    kb_bracket(_quoted "${_archs_text}")
+    set(_archs_arg "--archs ${_quoted}")
   endif()
   install(CODE "
     execute_process(
-      COMMAND \"${Python3_EXECUTABLE}\" \"${KB_TOOLS_DIR}\" write-metadata
-        --variant \"\${CMAKE_INSTALL_PREFIX}/${I_VARIANT}\"
-        --template \"${I_METADATA}\" --id \"${target}\" ${_archs_arg}
+      COMMAND ${_python} ${_tools} copy-package --source ${_package} --root ${_root}
+        --prefix \"\${CMAKE_INSTALL_PREFIX}\" --variant ${_variant} ${_ext_args}
+      RESULT_VARIABLE _rc)
+    if(NOT _rc EQUAL 0)
+      message(FATAL_ERROR \"installing the Python package failed\")
+    endif()
+    execute_process(
+      COMMAND ${_python} ${_tools} write-metadata
+        --prefix \"\${CMAKE_INSTALL_PREFIX}\" --variant ${_variant}
+        --template ${_metadata} --id ${_id} ${_archs_arg}
       RESULT_VARIABLE _rc)
     if(NOT _rc EQUAL 0)
       message(FATAL_ERROR \"writing metadata.json failed\")
@@ -295,5 +357,5 @@ function(kb_install_variant target)
   add_custom_target(local_install
     COMMAND "${CMAKE_COMMAND}" --install "${CMAKE_BINARY_DIR}"
     DEPENDS ${target}
-    COMMENT "Installing ${I_VARIANT} into ${CMAKE_INSTALL_PREFIX}")
+    COMMENT "Installing the variant into the install prefix")
 endfunction()
