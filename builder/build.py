@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .backends.host import Host, detect_host, host_from_environment, this_system
-from .backends.local import Job, build_compiled, link_map, object_files, parse_cuda_archs, plan_local, plan_toolchain_job
+from .backends.local import Job, build_compiled, build_environment, link_map, object_files, parse_cuda_archs, plan_local, plan_toolchain_job
 from .checks.importcheck import import_check
 from .process import Cancellation
 from .checks.layout import Finding, check_variant
@@ -215,10 +215,8 @@ def _plan_matrix(config: BuildConfig, options: BuildOptions, targets: tuple[str,
     plan = plan_matrix(config, selected.variants, matrix, locker, system=this_system())
     if options.locked and lock.changed:
         raise UsageError(f"{lock.path} is not up to date (--locked): run `kernel-builder lock {config.root}` and commit the result")
-    try:
+    with named_os_errors(lock.path):
         lock.save()
-    except OSError as exc:
-        raise UsageError(f"cannot write the toolchain lock {lock.path}: {exc.strerror or exc}") from None
     require_buildable(plan, options.selection.explicit)
     units = [Unit(job.variant, toolchain=job.toolchain) for job in plan.jobs]
     for unit in units:
@@ -370,6 +368,7 @@ def run_build(kernel_dir: Path, options: BuildOptions, reporter: Reporter) -> Bu
     kernel_dir = Path(kernel_dir)
     config = load_config(kernel_dir)
     choose_backend(options.backend)
+    build_environment()  # MAX_JOBS, NVCC_THREADS and CMAKE_ARGS: bad values are bad input, found first
     _check_python_sources(config, reporter)
     targets = parse_cuda_archs(options.cuda_archs if options.cuda_archs is not None else os.environ.get("KERNEL_BUILDER_CUDA_ARCHS"))
     from .provenance import provenance, unique_id

@@ -44,7 +44,7 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 OS_ERROR_HINTS = {
     errno.ENOSPC: "free some space (or inodes) on that file system",
     errno.EDQUOT: "free some space within your quota",
-    errno.EROFS: "kernel-builder writes build/ inside the kernel directory, which must be writable",
+    errno.EROFS: "kernel-builder writes build/ and kernel-builder.lock.json inside the kernel directory, which must be writable",
     errno.EACCES: "check the permissions of that path",
     errno.EPERM: "check the permissions of that path",
     errno.EFBIG: "a file size limit (ulimit -f) stopped the write",

@@ -14,27 +14,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .errors import UsageError
 
 GIB = 1 << 30
 NVCC_THREAD_MEMORY = 3 * GIB
-
-
-def _positive_int(name: str, value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise UsageError(f"{name}={value!r}: expected a positive whole number")
-    return number
-
-
-def env_int(name: str, environ: dict | None = None) -> int | None:
-    """A positive integer environment variable (MAX_JOBS, NVCC_THREADS), validated; None when unset."""
-    env = os.environ if environ is None else environ
-    value = env.get(name, "").strip()
-    return _positive_int(name, value) if value else None
 
 
 def usable_cpus() -> int:
@@ -71,10 +53,14 @@ class ResourcePlan:
 def plan_resources(variants: int, *, has_cuda: bool, max_jobs: int | None = None, cores: int | None = None, environ: dict | None = None,
                    cpus: int | None = None, memory: int | None = -1) -> ResourcePlan:
     """The resource plan for building `variants` variants (see the module docstring)."""
+    from .backends.local import build_environment
+
     cpus = cpus or usable_cpus()
     memory = available_memory() if memory == -1 else memory
-    total = env_int("MAX_JOBS", environ) or (cores * max_jobs if cores and max_jobs else cpus)
-    nvcc_threads = env_int("NVCC_THREADS", environ)
+    env = os.environ if environ is None else environ
+    environment = build_environment(env)  # MAX_JOBS, NVCC_THREADS validated there
+    total = environment.max_jobs or (cores * max_jobs if cores and max_jobs else cpus)
+    nvcc_threads = environment.nvcc_threads if env.get("NVCC_THREADS", "").strip() else None
     variants = max(1, variants)
     if max_jobs is None:
         max_jobs = max(1, min(variants, total if cores is None else max(1, total // cores)))

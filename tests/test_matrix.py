@@ -139,7 +139,7 @@ def test_resources_budget_memory_per_nvcc_thread():
 @pytest.mark.parametrize("variable", ["MAX_JOBS", "NVCC_THREADS"])
 @pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5"])
 def test_bad_job_variables_are_clear_errors(variable, value):
-    with pytest.raises(UsageError, match=f"{variable}={value!r}: expected a positive whole number"):
+    with pytest.raises(UsageError, match=rf"{variable}={value!r}: expected a positive whole number"):
         plan_resources(1, has_cuda=True, cpus=2, memory=GIB, environ={variable: value})
 
 

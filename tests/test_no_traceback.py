@@ -290,7 +290,7 @@ def _build_on_tmpfs(tmp_path: Path, options: str, after_copy: str = "") -> subpr
         rm -rf '{mount}/relu/build'
         {after_copy}
         set +e
-        '{sys.executable}' -m kernel_builder build '{mount}/relu'
+        '{sys.executable}' -m kernel_builder build --host '{mount}/relu'
         echo "exit=$?"
         """)
     return _in_private_mount(script, tmp_path)
@@ -321,5 +321,5 @@ def test_file_size_limit(tmp_path):
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
 
-    result = kb("build", kernel, preexec_fn=limit)
+    result = kb("build", "--host", kernel, preexec_fn=limit)
     assert_clean(result, 1, "File too large", str(kernel / "build" / ".kernel-builder"), "ulimit -f")

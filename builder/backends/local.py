@@ -219,11 +219,12 @@ def plan_toolchain_job(config: BuildConfig, variant: Variant, host: Host, *, uni
 
 
 def parallel_jobs(cores: int | None) -> int:
-    """Compile jobs for one variant: --cores, else MAX_JOBS, else the CPUs we may use; / NVCC_THREADS."""
-    environment = build_environment()
+    """Compile jobs for one variant: `cores` as planned (builder/resources.py), else MAX_JOBS,
+    else the CPUs we may use, divided by NVCC_THREADS."""
     if cores:
-        jobs = cores
-    elif environment.max_jobs:
+        return cores
+    environment = build_environment()
+    if environment.max_jobs:
         jobs = environment.max_jobs
     else:
         jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -259,7 +260,8 @@ def _reset_if_configuration_changed(binary: Path, configure: list[str]) -> None:
     if previous is not None and previous != wanted and binary.is_dir():
         shutil.rmtree(binary)
     binary.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(wanted))
+    with named_os_errors(record):
+        record.write_text(json.dumps(wanted))
 
 
 def _tool_environment(host: Host) -> dict:

@@ -160,7 +160,10 @@ def write_stamp(state_dir: Path, variant_dir: Path, print_: str) -> None:
     path = stamp_path(state_dir, variant_dir.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"fingerprint": print_, "files": _tree_state(variant_dir)}))
+    from ..errors import named_os_errors
+
+    with named_os_errors(tmp):
+        tmp.write_text(json.dumps({"fingerprint": print_, "files": _tree_state(variant_dir)}))
     os.replace(tmp, path)
 
 

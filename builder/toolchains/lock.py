@@ -199,7 +199,10 @@ class LockFile:
         text = self._serialise()
         if text == self._saved:
             return False
-        fd, tmp = tempfile.mkstemp(prefix=f".{LOCK_NAME}.", dir=self.path.parent)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{LOCK_NAME}.", dir=self.path.parent)
+        except OSError as exc:  # name the lock, not the temporary file that could not be made
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
