@@ -8,6 +8,7 @@ leaves the previous good variant in place and no partial folder behind.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ from .progress import Reporter
 from .provenance import provenance, unique_id
 
 BACKENDS = ("auto", "local", "nix")
+log = logging.getLogger("kernel_builder")
 
 
 @dataclass
@@ -40,6 +42,7 @@ class BuildOptions:
     unique_id: str | None = None
     legacy_subpackage: bool = False
     import_check: bool = True
+    allowed_imports: tuple[str, ...] = ()  # --allow-import: modules the kernel's Python may import besides python-depends
 
 
 @dataclass
@@ -92,7 +95,7 @@ def binary_findings(variant_dir: Path, build_dir: BuildDir) -> list[Finding]:
 
 
 def check_staged(variant_dir: Path, job: Job, host: Host, build_dir: BuildDir, options: BuildOptions) -> list[Finding]:
-    findings = check_variant(variant_dir)
+    findings = check_variant(variant_dir, extra_imports=frozenset(options.allowed_imports), code_warnings=False)
     if job.compiled:
         findings += binary_findings(variant_dir, build_dir)
     if options.import_check and not [f for f in findings if not f.warning]:
@@ -138,10 +141,16 @@ def _build_one(config: BuildConfig, job: Job, host: Host, build_dir: BuildDir, o
         return VariantResult(name, "failed", round(time.monotonic() - start, 1), log=str(log), error=message, cuda_archs=job.cuda_archs)
 
 
-def _check_python_sources(config: BuildConfig, reporter: Reporter) -> None:
+def _check_python_sources(config: BuildConfig, reporter: Reporter, allowed_imports: tuple[str, ...] = ()) -> None:
     """The kernel's Python code is checked once, before anything is built (every variant would
     fail the same way)."""
-    findings = check_source_package(config)
+    for name in allowed_imports:
+        if not name.isidentifier():
+            raise UsageError(f"--allow-import {name!r}: give the top-level module name the code imports (e.g. numpy)")
+    if allowed_imports:
+        log.warning("allowing the kernel's Python code to import %s (--allow-import): the `kernels` loader does not install "
+                    "%s, so this kernel's users must have it installed", ", ".join(allowed_imports), "it" if len(allowed_imports) == 1 else "them")
+    findings = check_source_package(config, frozenset(allowed_imports))
     errors = [f for f in findings if not f.warning]
     for finding in findings:
         if finding.warning:
@@ -161,7 +170,7 @@ def run_build(kernel_dir: Path, options: BuildOptions, reporter: Reporter) -> Bu
     kernel_dir = Path(kernel_dir)
     config = load_config(kernel_dir)
     choose_backend(options.backend)
-    _check_python_sources(config, reporter)
+    _check_python_sources(config, reporter, options.allowed_imports)
     targets = parse_cuda_archs(options.cuda_archs if options.cuda_archs is not None else os.environ.get("KERNEL_BUILDER_CUDA_ARCHS"))
     host = detect_host(options.python)
     uid = unique_id(config, options.unique_id)

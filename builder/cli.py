@@ -190,11 +190,14 @@ def clean_pyproject(kernel_dir: Path, force: bool, dry_run: bool) -> None:
 @click.option("--unique-id", metavar="ID", help="Suffix of the ops namespace (default: git tree hash, else a source hash).")
 @click.option("--legacy-subpackage", is_flag=True, help="Also write <variant>/<module>/__init__.py for loaders older than the flat layout.")
 @click.option("--no-import-check", is_flag=True, help="Do not load each variant in the target Python (for kernels that need a GPU at import).")
+@click.option("--allow-import", "allow_imports", metavar="NAME", multiple=True,
+              help="Let the kernel's Python code import NAME (e.g. numpy), which the loader does not install; repeatable.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors and the result.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout (for CI).")
 @handle_errors
 def build(kernel_dir: Path, backend: str, variant: str | None, python: Path | None, max_jobs: int, cores: int | None, cuda_archs: str | None,
-          unique_id: str | None, legacy_subpackage: bool, no_import_check: bool, quiet: bool, as_json: bool) -> None:
+          unique_id: str | None, legacy_subpackage: bool, no_import_check: bool, allow_imports: tuple[str, ...], quiet: bool,
+          as_json: bool) -> None:
     """Build every variant of the kernel this machine can build into build/<variant>/.
 
     With the local backend that is the variant of the chosen Python's torch (its torch version,
@@ -207,7 +210,8 @@ def build(kernel_dir: Path, backend: str, variant: str | None, python: Path | No
     from .progress import Reporter
 
     options = BuildOptions(backend=backend, variant=variant, python=python, max_jobs=max_jobs, cores=cores, cuda_archs=cuda_archs,
-                           unique_id=unique_id, legacy_subpackage=legacy_subpackage, import_check=not no_import_check)
+                           unique_id=unique_id, legacy_subpackage=legacy_subpackage, import_check=not no_import_check,
+                           allowed_imports=tuple(dict.fromkeys(allow_imports)))
     reporter = Reporter(quiet=quiet or as_json)
     report = run_build(kernel_dir, options, reporter)
     if as_json:
@@ -242,8 +246,10 @@ def hash_variants(kernel_dir: Path) -> None:
 
 @main.command("check-builds")
 @DIR_ARG
+@click.option("--allow-import", "allow_imports", metavar="NAME", multiple=True,
+              help="Accept imports of NAME in the kernel's Python code, as `build --allow-import`; repeatable.")
 @handle_errors
-def check_builds(kernel_dir: Path) -> None:
+def check_builds(kernel_dir: Path, allow_imports: tuple[str, ...]) -> None:
     """Check built variants (result/, build/ or DIR): name, metadata.json, digest, extension,
     ops namespace, relative imports and add_op_namespace_prefix use. Exit code 1 on a problem."""
     from .checks.layout import check_variant, require_variants
@@ -252,7 +258,7 @@ def check_builds(kernel_dir: Path) -> None:
     base, variants = require_variants(kernel_dir)
     failed = 0
     for variant in variants:
-        findings = check_variant(variant, base=base)
+        findings = check_variant(variant, base=base, extra_imports=frozenset(allow_imports))
         errors = [f for f in findings if not f.warning]
         failed += bool(errors)
         click.echo(f"{'FAIL' if errors else 'ok  '} {variant.name}")

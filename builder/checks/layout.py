@@ -108,8 +108,14 @@ def _check_metadata(variant: Path, where: str) -> tuple[dict | None, list[Findin
     return data, findings
 
 
-def check_variant(variant: Path, *, base: Path | None = None) -> list[Finding]:
-    """Every layout rule for one variant folder."""
+def check_variant(variant: Path, *, base: Path | None = None, extra_imports: frozenset[str] = frozenset(),
+                  code_warnings: bool = True) -> list[Finding]:
+    """Every layout rule for one variant folder.
+
+    `extra_imports`: modules the Python code may import besides the declared python-depends
+    (`--allow-import`). `code_warnings=False` leaves out the Python code's warnings (a build
+    has reported them for the source package already).
+    """
     variant = Path(variant)
     where = str(variant.relative_to(base)) if base and variant.is_relative_to(base) else str(variant)
     parsed = parse_variant(variant.name)
@@ -138,7 +144,9 @@ def check_variant(variant: Path, *, base: Path | None = None) -> list[Finding]:
             findings.append(Finding(where, "no _ops.py"))
         elif data["id"] not in ops.read_text(errors="replace"):
             findings.append(Finding(where, f"_ops.py does not use the ops namespace {data['id']}"))
-    code = scan_package(variant, python_name, allowed_imports(data["python-depends"]))
+    code = scan_package(variant, python_name, allowed_imports(data["python-depends"]) | extra_imports)
+    if not code_warnings:
+        code = [f for f in code if not f.warning]
     registrations = [f for f in code if f.rule == "registration"]
     if registrations:
         findings.append(Finding(where, format_registration_report(registrations, variant)))
