@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -48,7 +51,7 @@ class BuildOptions:
 @dataclass
 class VariantResult:
     variant: str
-    status: str  # "built" | "failed"
+    status: str  # "built" | "failed" | "interrupted"
     seconds: float
     path: str | None = None
     log: str | None = None
@@ -81,6 +84,34 @@ def choose_backend(requested: str) -> str:
     return "local"
 
 
+class StageLog:
+    """Passes stage events on to the progress display and logs, at debug level, how long
+    each stage of each variant took."""
+
+    def __init__(self, reporter: Reporter):
+        self.reporter = reporter
+        self._current: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, variant: str, stage: str, done: int | None = None, total: int | None = None) -> None:
+        now = time.monotonic()
+        with self._lock:
+            previous = self._current.get(variant)
+            if previous is None or previous[0] != stage:
+                if previous is not None:
+                    log.debug("%s: %s took %.2f s", variant, previous[0], now - previous[1])
+                self._current[variant] = (stage, now)
+        self.reporter.stage(variant, stage, done, total)
+
+
+@contextmanager
+def _timed(what: str) -> Iterator[None]:
+    """Log at debug level how long the block took."""
+    start = time.monotonic()
+    yield
+    log.debug("%s: %.2f s", what, time.monotonic() - start)
+
+
 def binary_findings(variant_dir: Path, build_dir: BuildDir) -> list[Finding]:
     """The portability gate on every shared object of a variant."""
     from .checks.portability import check_binary
@@ -95,17 +126,21 @@ def binary_findings(variant_dir: Path, build_dir: BuildDir) -> list[Finding]:
 
 
 def check_staged(variant_dir: Path, job: Job, host: Host, build_dir: BuildDir, options: BuildOptions) -> list[Finding]:
-    findings = check_variant(variant_dir, extra_imports=frozenset(options.allowed_imports), code_warnings=False)
+    name = variant_dir.name
+    with _timed(f"{name}: layout, metadata and Python code checks"):
+        findings = check_variant(variant_dir, extra_imports=frozenset(options.allowed_imports), code_warnings=False)
     if job.compiled:
-        findings += binary_findings(variant_dir, build_dir)
+        with _timed(f"{name}: portability gate"):
+            findings += binary_findings(variant_dir, build_dir)
     if options.import_check and not [f for f in findings if not f.warning]:
-        problem = import_check(host.python, variant_dir)
+        with _timed(f"{name}: import check in {host.python}"):
+            problem = import_check(host.python, variant_dir)
         if problem is not None:
             findings.append(problem)
     return findings
 
 
-def _build_one(config: BuildConfig, job: Job, host: Host, build_dir: BuildDir, options: BuildOptions, reporter: Reporter, prov: dict,
+def _build_one(config: BuildConfig, job: Job, host: Host, build_dir: BuildDir, options: BuildOptions, stage: StageLog, prov: dict,
                cancel: Cancellation) -> VariantResult:
     name = job.variant.name
     start = time.monotonic()
@@ -114,13 +149,13 @@ def _build_one(config: BuildConfig, job: Job, host: Host, build_dir: BuildDir, o
     try:
         with build_dir.staging(name) as staging:
             if job.compiled:
-                staged = build_compiled(config, job, host, build_dir, staging, log, provenance=prov, cores=options.cores, report=reporter.stage, cancel=cancel)
+                staged = build_compiled(config, job, host, build_dir, staging, log, provenance=prov, cores=options.cores, report=stage, cancel=cancel)
             else:
-                reporter.stage(name, "assemble")
+                stage(name, "assemble")
                 staged = assemble_noarch(config, job.variant.backend, job.unique_id, prov, staging, name)
             if options.legacy_subpackage:
                 add_legacy_subpackage(config, staged)
-            reporter.stage(name, "checks")
+            stage(name, "checks")
             findings = check_staged(staged, job, host, build_dir, options)
             errors = [f.render() for f in findings if not f.warning]
             warnings = [f"{f.where}: {f.message}" for f in findings if f.warning]
@@ -130,10 +165,13 @@ def _build_one(config: BuildConfig, job: Job, host: Host, build_dir: BuildDir, o
                 raise CheckError(f"{name} failed its checks; it was not installed:\n  " + "\n  ".join(errors) + f"\nfull log: {log}")
             cancel.check()
             final = build_dir.install(staged)
-        reporter.stage(name, "done")
+        stage(name, "done")
         return VariantResult(name, "built", round(time.monotonic() - start, 1), path=str(final), log=str(log), warnings=warnings, cuda_archs=job.cuda_archs)
     except KernelBuilderError as exc:
-        reporter.stage(name, "failed")
+        if cancel.event.is_set():  # Ctrl-C or SIGTERM: the tools were stopped, nothing failed
+            stage(name, "interrupted")
+            return VariantResult(name, "interrupted", round(time.monotonic() - start, 1), log=str(log), error="interrupted", cuda_archs=job.cuda_archs)
+        stage(name, "failed")
         message = str(exc)
         if isinstance(exc, BuildError) and exc.log is not None:  # a tool failed: show its last words
             tail = exc.log.read_text(errors="replace").splitlines()[-25:]
@@ -168,13 +206,21 @@ def _check_python_sources(config: BuildConfig, reporter: Reporter, allowed_impor
 def run_build(kernel_dir: Path, options: BuildOptions, reporter: Reporter) -> BuildReport:
     """Build every variant this machine can build for the kernel in `kernel_dir`."""
     kernel_dir = Path(kernel_dir)
-    config = load_config(kernel_dir)
+    with _timed(f"read and validated {kernel_dir / 'build.toml'}"):
+        config = load_config(kernel_dir)
     choose_backend(options.backend)
-    _check_python_sources(config, reporter, options.allowed_imports)
+    with _timed("checked the kernel's Python code"):
+        _check_python_sources(config, reporter, options.allowed_imports)
     targets = parse_cuda_archs(options.cuda_archs if options.cuda_archs is not None else os.environ.get("KERNEL_BUILDER_CUDA_ARCHS"))
-    host = detect_host(options.python)
+    with _timed(f"probed {options.python or 'this Python'} and the toolchain"):
+        host = detect_host(options.python)
+    if host.torch is not None:
+        log.debug("build Python %s: torch %s (%s) in %s; CUDA toolkit: %s", host.python, host.torch.version, host.torch.abi, host.torch.dir,
+                  host.cuda.root if host.cuda else host.cuda_problem or "not needed")
     uid = unique_id(config, options.unique_id)
-    plan: Plan = plan_local(config, host, variant=options.variant, unique_id=uid, cuda_targets=targets)
+    with _timed("planned the build"):
+        plan: Plan = plan_local(config, host, variant=options.variant, unique_id=uid, cuda_targets=targets)
+    log.debug("unique id %s; variants to build: %s", uid, ", ".join(j.variant.name for j in plan.jobs))
     for backend_name, reason in plan.skipped.items():
         reporter.note(f"skipping {backend_name}: {reason}")
     prov = provenance(config)
@@ -184,8 +230,9 @@ def run_build(kernel_dir: Path, options: BuildOptions, reporter: Reporter) -> Bu
         for job in plan.jobs:
             reporter.add(job.variant.name)
         cancel = Cancellation()
+        stage = StageLog(reporter)
         with ThreadPoolExecutor(max_workers=max(1, options.max_jobs)) as pool:
-            futures = [pool.submit(_build_one, config, job, host, build_dir, options, reporter, prov, cancel) for job in plan.jobs]
+            futures = [pool.submit(_build_one, config, job, host, build_dir, options, stage, prov, cancel) for job in plan.jobs]
             try:
                 results = [f.result() for f in futures]
             except BaseException:

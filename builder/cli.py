@@ -1,7 +1,8 @@
 """The `kernel-builder` command line: thin wrappers over the pipeline modules.
 
 Every expected failure is a KernelBuilderError, printed as one clear message with its exit
-code (2 for bad input, 1 for a failed build or check); no traceback unless --debug.
+code (2 for bad input, 1 for a failed build or check), never a traceback. `-v/--verbose`
+(before or after the command) or KERNEL_BUILDER_DEBUG=1 adds debug messages.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ DIR_ARG = click.argument("kernel_dir", default=".", type=click.Path(path_type=Pa
 
 class _StderrHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
-        prefix = {logging.WARNING: "warning: ", logging.ERROR: "error: "}.get(record.levelno, "")
+        prefix = {logging.DEBUG: "debug: ", logging.WARNING: "warning: ", logging.ERROR: "error: "}.get(record.levelno, "")
         click.echo(prefix + record.getMessage(), err=True)
 
 
@@ -34,6 +35,27 @@ def _setup_logging(verbose: bool) -> None:
     log.handlers[:] = [_StderrHandler()]
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
     log.propagate = False
+
+
+def debug_from_environment() -> bool:
+    """KERNEL_BUILDER_DEBUG=1 (any value but empty, 0, false, no, off) turns on debug messages."""
+    return os.environ.get("KERNEL_BUILDER_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _enable_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        _setup_logging(True)
+    return value
+
+
+class _MainGroup(click.Group):
+    """Every command also takes `-v/--verbose`, so it works before and after the command name."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not any("--verbose" in getattr(p, "opts", ()) for p in cmd.params):
+            cmd.params.append(click.Option(["-v", "--verbose"], is_flag=True, expose_value=False, callback=_enable_debug,
+                                           help="Print debug messages: the commands run and how long each stage took."))
+        super().add_command(cmd, name)
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -57,16 +79,16 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=_MainGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="kernel-builder")
-@click.option("-v", "--verbose", is_flag=True, help="Print more detail (commands run, debug messages).")
+@click.option("-v", "--verbose", is_flag=True, help="Print debug messages: the commands run and how long each stage took.")
 def main(verbose: bool) -> None:
     """Build PyTorch compute kernels described by build.toml into Hub-ready variants.
 
     A kernel directory holds build.toml, its C++/CUDA sources and the Python package in
     torch-ext/<module>/. Commands take that directory (default: the current one).
     """
-    _setup_logging(verbose or bool(os.environ.get("KERNEL_BUILDER_DEBUG")))
+    _setup_logging(verbose or debug_from_environment())
     # SIGTERM (a CI timeout, `kill`) stops a build like Ctrl-C: cleanly, keeping build/ intact.
     signal.signal(signal.SIGTERM, _raise_interrupt)
 

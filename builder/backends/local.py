@@ -8,6 +8,7 @@ raises a UsageError naming every reason when something cannot be built.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shlex
@@ -15,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -29,6 +31,7 @@ from ..standalone import archs
 from ..variants import BuildSet, Variant, applicable_variants, exclusion_reason
 from .host import Host
 
+logger = logging.getLogger("kernel_builder")
 NINJA_PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]\s")
 BACKEND_TOOLCHAIN = {
     "cuda": "a CUDA build of torch and the matching CUDA toolkit",
@@ -231,6 +234,8 @@ def run_logged(cmd: list[str], log: Path, *, cwd: Path | None = None, env: dict 
     """Run `cmd`, appending its output to `log`; raise BuildError on failure or cancellation."""
     if cancel is not None:
         cancel.check()
+    logger.debug("$ %s", shlex.join(cmd))
+    started = time.monotonic()
     with open(log, "a", encoding="utf-8", errors="replace") as out:
         out.write(f"\n$ {' '.join(cmd)}\n")
         out.flush()
@@ -253,6 +258,7 @@ def run_logged(cmd: list[str], log: Path, *, cwd: Path | None = None, env: dict 
         finally:
             if cancel is not None:
                 cancel.unregister(process)
+    logger.debug("exit code %d after %.2f s: %s", code, time.monotonic() - started, Path(cmd[0]).name)
     if cancel is not None:
         cancel.check()
     if code != 0:
