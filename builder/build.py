@@ -1,8 +1,8 @@
 """`kernel-builder build`: plan, build, check and install variants.
 
 Stages per variant: assemble (compile with the backend, or copy for Python-only variants) into
-a staging folder → checks (layout, metadata, digest, Python code, the portability gate on every
-binary, an import check) → atomic install into build/<variant>/. A failed or interrupted build
+a staging folder → checks (layout, metadata, digest, Python code, the portability gate and the
+linkage check on every binary, an import check) → atomic install into build/<variant>/. A failed or interrupted build
 leaves the previous good variant in place and no partial folder behind.
 """
 
@@ -112,17 +112,31 @@ def _timed(what: str) -> Iterator[None]:
     log.debug("%s: %.2f s", what, time.monotonic() - start)
 
 
-def binary_findings(variant_dir: Path, build_dir: BuildDir) -> list[Finding]:
-    """The portability gate on every shared object of a variant."""
+def binary_findings(variant_dir: Path, build_dir: BuildDir, torch_lib_dir: Path | None = None, library_dirs: tuple[Path, ...] = ()) -> list[Finding]:
+    """The portability gate and the linkage check (every undefined symbol provided by a library
+    the module loads from `torch_lib_dir` & co., PyInit_<module> defined) on every shared
+    object of a variant."""
+    from .checks.linkage import check_linkage
     from .checks.portability import check_binary
 
     findings = []
     objects = object_files(build_dir, variant_dir.name)
     mapfile = link_map(build_dir, variant_dir.name)
     for binary in sorted(variant_dir.rglob("*.so")):
-        for violation in check_binary(binary, objects=objects, link_map=mapfile):
-            findings.append(Finding(variant_dir.name, violation.render()))
+        violations = check_binary(binary, objects=objects, link_map=mapfile)
+        gated = {v.symbol for v in violations if v.symbol}  # e.g. std:: symbols left for another libstdc++: reported once
+        violations += [v for v in check_linkage(binary, torch_lib_dir, extra_library_dirs=library_dirs, objects=objects, link_map=mapfile)
+                       if v.symbol not in gated]
+        findings += [Finding(variant_dir.name, violation.render()) for violation in violations]
     return findings
+
+
+def _library_dirs(host: Host) -> tuple[Path, ...]:
+    """Library folders besides torch's where a CUDA variant's libraries are found: the toolkit's
+    (with its link stubs, e.g. libcuda.so for the driver)."""
+    if host.cuda is None:
+        return ()
+    return tuple(host.cuda.root / sub for sub in ("lib64", "lib64/stubs", "lib", "lib/stubs"))
 
 
 def check_staged(variant_dir: Path, job: Job, host: Host, build_dir: BuildDir, options: BuildOptions) -> list[Finding]:
@@ -130,8 +144,9 @@ def check_staged(variant_dir: Path, job: Job, host: Host, build_dir: BuildDir, o
     with _timed(f"{name}: layout, metadata and Python code checks"):
         findings = check_variant(variant_dir, extra_imports=frozenset(options.allowed_imports), code_warnings=False)
     if job.compiled:
-        with _timed(f"{name}: portability gate"):
-            findings += binary_findings(variant_dir, build_dir)
+        with _timed(f"{name}: portability gate and linkage"):
+            torch_lib = host.torch.dir / "lib" if host.torch is not None else None
+            findings += binary_findings(variant_dir, build_dir, torch_lib, _library_dirs(host))
     if options.import_check and not [f for f in findings if not f.warning]:
         with _timed(f"{name}: import check in {host.python}"):
             problem = import_check(host.python, variant_dir)
@@ -203,14 +218,25 @@ def _check_python_sources(config: BuildConfig, reporter: Reporter, allowed_impor
     raise UsageError(f"the Python code of {config.general.name} would not work once loaded:\n" + "\n".join(lines))
 
 
+def _check_registration_sources(config: BuildConfig) -> None:
+    """Literal op namespaces in the C++ sources are refused before anything is compiled."""
+    from .checks.registration_source import check_registration_sources
+
+    findings = check_registration_sources(config)
+    if findings:
+        raise UsageError(f"the C++ sources of {config.general.name} register ops outside the build's namespace:\n"
+                         + "\n".join(f.render(config.root) for f in findings))
+
+
 def run_build(kernel_dir: Path, options: BuildOptions, reporter: Reporter) -> BuildReport:
     """Build every variant this machine can build for the kernel in `kernel_dir`."""
     kernel_dir = Path(kernel_dir)
     with _timed(f"read and validated {kernel_dir / 'build.toml'}"):
         config = load_config(kernel_dir)
     choose_backend(options.backend)
-    with _timed("checked the kernel's Python code"):
+    with _timed("checked the kernel's Python code and op registrations"):
         _check_python_sources(config, reporter, options.allowed_imports)
+        _check_registration_sources(config)
     targets = parse_cuda_archs(options.cuda_archs if options.cuda_archs is not None else os.environ.get("KERNEL_BUILDER_CUDA_ARCHS"))
     with _timed(f"probed {options.python or 'this Python'} and the toolchain"):
         host = detect_host(options.python)
