@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import rules
-from ..standalone.metadata import compute_digest
+from ..standalone.metadata import MINVER_RE, compute_digest
 from ..standalone.naming import parse_variant
 from .python_code import format_registration_report, scan_package
 
 EXTENSION_SUFFIXES = (".so", ".pyd", ".dylib")
 ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+FULL_COMMIT_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 METADATA_BACKENDS = ("cpu", "cuda", "rocm", "xpu", "metal", "cann", "neuron", "tpu")
 
 
@@ -92,6 +93,14 @@ def _check_metadata(variant: Path, where: str) -> tuple[dict | None, list[Findin
         findings.append(Finding(where, "metadata.json: version is negative"))
     if data["backend"].get("type") not in METADATA_BACKENDS:
         findings.append(Finding(where, f"metadata.json: backend.type {data['backend'].get('type')!r} is unknown"))
+    minver = data.get("kernels-minver")
+    if minver is not None and not (isinstance(minver, str) and MINVER_RE.match(minver)):
+        findings.append(Finding(where, f"metadata.json: kernels-minver {minver!r} is not a three-part version (X.Y.Z); the loader refuses it"))
+    provenance = data.get("provenance")
+    for part in ("kernel-builder", "kernel"):
+        commit = provenance.get(part, {}).get("commit") if isinstance(provenance, dict) and isinstance(provenance.get(part), dict) else None
+        if commit is not None and not (isinstance(commit, str) and FULL_COMMIT_RE.match(commit)):
+            findings.append(Finding(where, f"metadata.json: provenance.{part}.commit {commit!r} is not a full commit id (40 or 64 hex digits); the loader refuses it"))
     known = {dep for scope in rules.python_dependencies().values() for dep in scope}
     for dep in data["python-depends"]:
         if dep not in known:
