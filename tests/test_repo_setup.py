@@ -48,3 +48,29 @@ def test_importing_torch_warns_about_nothing_of_ours():
     result = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "Failed to initialize NumPy" not in result.stderr
+
+
+def test_readme_says_how_to_get_kernel_builder_on_path():
+    readme = (REPO / "README.md").read_text()
+    quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    assert "source .venv/bin/activate" in quick_start and ".venv/bin/kernel-builder" in quick_start
+    assert "docs/writing-kernels.md" in quick_start
+
+
+def test_demo_prints_next_commands_that_work():
+    from click.testing import CliRunner
+
+    from kernel_builder.cli import main
+
+    script = (REPO / "scripts" / "demo.sh").read_text()
+    match = re.search(r"<<'NEXT'\n(.*?)\nNEXT\n", script, re.S)
+    assert match, "demo.sh ends by printing what to try next"
+    text = match.group(1)
+    assert "source .venv/bin/activate" in text and "docs/writing-kernels.md" in text
+    commands = [line.split("#")[0].split()[1:] for line in text.splitlines() if line.strip().startswith("kernel-builder ")]
+    assert len(commands) >= 2
+    for args in commands:
+        # Every command and option it shows exists (options before --help are parsed), on paths that exist.
+        result = CliRunner().invoke(main, [*args, "--help"])
+        assert result.exit_code == 0, f"kernel-builder {' '.join(args)}: {result.output}"
+        assert all((REPO / arg).exists() for arg in args if "/" in arg)
