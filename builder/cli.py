@@ -49,7 +49,10 @@ def _enable_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bo
 
 
 class _MainGroup(click.Group):
-    """Every command also takes `-v/--verbose`, so it works before and after the command name."""
+    """Every command also takes `-v/--verbose`, so it works before and after the command name
+    (subgroups such as `toolchains` are of this class too, and so are their commands)."""
+
+    group_class = type  # click: @main.group(...) makes a _MainGroup
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         if not any("--verbose" in getattr(p, "opts", ()) for p in cmd.params):
@@ -201,53 +204,284 @@ def clean_pyproject(kernel_dir: Path, force: bool, dry_run: bool) -> None:
         log.warning("%s was edited since it was generated; kept (use --force to remove it)", path)
 
 
+def _index_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Where toolchain packages are looked for (pip/uv conventions; see docs/matrix.md)."""
+    options = [
+        click.option("--index-url", metavar="URL", help="Default package index (else UV_DEFAULT_INDEX/UV_INDEX_URL/PIP_INDEX_URL, else PyPI)."),
+        click.option("--extra-index-url", "extra_index_urls", metavar="URL", multiple=True, help="Extra package index, searched first (repeatable)."),
+        click.option("--find-links", metavar="DIR|URL", multiple=True, help="A folder or page of wheels (repeatable; else UV_FIND_LINKS/PIP_FIND_LINKS)."),
+        click.option("--torch-index", metavar="URL", help="Base of a PyTorch-style index: torch builds from URL/<compute> (env KERNEL_BUILDER_TORCH_INDEX)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _indexes(index_url, extra_index_urls, find_links, torch_index):
+    from .toolchains import IndexSettings
+
+    return IndexSettings.from_environment(index_url=index_url, extra_index_urls=tuple(extra_index_urls), find_links=tuple(find_links), torch_index=torch_index)
+
+
+def _selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--variant", "variants", metavar="NAME", multiple=True, help="Only this variant (repeatable), required or optional."),
+        click.option("--torch", "torch_versions", metavar="X.Y", multiple=True, help="Only variants of this torch release (repeatable)."),
+        click.option("--backend-type", "backend_types", type=click.Choice(["cpu", "cuda", "rocm", "xpu", "metal", "tpu", "neuron", "cann"]), multiple=True,
+                     help="Only variants of this compute backend (repeatable)."),
+        click.option("--latest", is_flag=True, help="Only the newest torch of each backend (the fast CI loop)."),
+        click.option("--all", "include_all", is_flag=True, help="Include the optional build sets (older torch releases, ...)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _selection(variants, torch_versions, backend_types, latest, include_all):
+    from packaging.version import InvalidVersion, Version
+
+    from .errors import UsageError
+    from .variants import Selection
+
+    for version in torch_versions:
+        try:
+            Version(version)
+        except InvalidVersion:
+            raise UsageError(f"--torch {version!r}: expected a torch release such as 2.13") from None
+    return Selection(names=tuple(variants), torch=tuple(torch_versions), backend_types=tuple(backend_types), latest=latest, include_optional=include_all)
+
+
 @main.command("build")
 @DIR_ARG
-@click.option("--backend", type=click.Choice(["auto", "local", "nix"]), default="auto", show_default=True, help="local: the host toolchain (what auto picks); nix: not available yet.")
-@click.option("--variant", metavar="NAME", help="Build only this variant (e.g. torch213-cxx11-cpu-x86_64-linux).")
-@click.option("--python", "python", type=click.Path(path_type=Path, dir_okay=False), help="Python whose torch to build against (default: the one running kernel-builder).")
-@click.option("--max-jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Variants built at the same time.")
-@click.option("--cores", type=click.IntRange(min=1), help="Compile jobs per variant (default: MAX_JOBS, else all CPUs; divided by NVCC_THREADS).")
+@_selection_options
+@click.option("--host", "host_mode", is_flag=True, help="Build for the torch of the running Python (or --python) with the host's CUDA toolkit, not the matrix.")
+@click.option("--python", "python", type=click.Path(path_type=Path, dir_okay=False), help="Python whose torch to build against (implies --host).")
+@click.option("--backend", type=click.Choice(["auto", "local", "nix"]), default="auto", show_default=True, help="local: toolchain environments (what auto picks); nix: not available yet.")
+@click.option("--max-jobs", type=click.IntRange(min=1), help="Variants built at the same time (default: from CPUs and memory).")
+@click.option("--cores", type=click.IntRange(min=1), help="Compile jobs per variant (default: CPUs / max-jobs, or MAX_JOBS; divided by NVCC_THREADS).")
 @click.option("--cuda-archs", metavar="LIST", help="Build CUDA code only for these capabilities, e.g. '9.0' (development builds; env KERNEL_BUILDER_CUDA_ARCHS).")
 @click.option("--unique-id", metavar="ID", help="Suffix of the ops namespace (default: git tree hash, else a source hash).")
 @click.option("--legacy-subpackage", is_flag=True, help="Also write <variant>/<module>/__init__.py for loaders older than the flat layout.")
-@click.option("--no-import-check", is_flag=True, help="Do not load each variant in the target Python (for kernels that need a GPU at import).")
+@click.option("--no-import-check", is_flag=True, help="Do not load each variant in its environment (for kernels that need a GPU at import).")
+@_index_options
+@click.option("--frozen", is_flag=True, help="Use kernel-builder.lock.json as it is; never resolve a toolchain.")
+@click.option("--locked", is_flag=True, help="Fail if kernel-builder.lock.json would change.")
+@click.option("--upgrade", is_flag=True, help="Resolve every toolchain again (newest matching releases).")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first failing variant.")
 @click.option("--allow-import", "allow_imports", metavar="NAME", multiple=True,
               help="Let the kernel's Python code import NAME (e.g. numpy), which the loader does not install; repeatable.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors and the result.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout (for CI).")
 @handle_errors
-def build(kernel_dir: Path, backend: str, variant: str | None, python: Path | None, max_jobs: int, cores: int | None, cuda_archs: str | None,
-          unique_id: str | None, legacy_subpackage: bool, no_import_check: bool, allow_imports: tuple[str, ...], quiet: bool,
-          as_json: bool) -> None:
-    """Build every variant of the kernel this machine can build into build/<variant>/.
+def build(kernel_dir: Path, variants, torch_versions, backend_types, latest, include_all, host_mode: bool, python: Path | None, backend: str,
+          max_jobs: int | None, cores: int | None, cuda_archs: str | None, unique_id: str | None, legacy_subpackage: bool, no_import_check: bool,
+          index_url, extra_index_urls, find_links, torch_index, frozen: bool, locked: bool, upgrade: bool, fail_fast: bool,
+          allow_imports: tuple[str, ...], quiet: bool, as_json: bool) -> None:
+    """Build the kernel's variants into build/<variant>/.
 
-    With the local backend that is the variant of the chosen Python's torch (its torch version,
-    C++ ABI and CUDA version; the CUDA toolkit from CUDA_HOME or nvcc on PATH) plus the
-    kernel's Python-only variants. Each variant is checked (layout, metadata, digest, Python
-    code, portability of every binary, loading) before it replaces the previous one; a failed
-    build keeps the previous good variant. Logs are kept in build/.kernel-builder/logs/.
+    By default: every required variant of the matrix that applies to the kernel and that this
+    machine can build, each with its own toolchain (torch, CUDA toolkit, CMake, Ninja) pinned
+    in kernel-builder.lock.json and installed once into a cached environment. With --host: the
+    variant of one Python's torch and the host CUDA toolkit. Each variant is checked (layout,
+    metadata, digest, Python code, portability of every binary, loading) before it replaces
+    the previous one; a failed build keeps the previous good variant. Variants whose inputs did
+    not change are not rebuilt. Logs are kept in build/.kernel-builder/logs/.
     """
     from .build import BuildOptions, run_build
     from .progress import Reporter
 
-    options = BuildOptions(backend=backend, variant=variant, python=python, max_jobs=max_jobs, cores=cores, cuda_archs=cuda_archs,
-                           unique_id=unique_id, legacy_subpackage=legacy_subpackage, import_check=not no_import_check,
-                           allowed_imports=tuple(dict.fromkeys(allow_imports)))
+    options = BuildOptions(backend=backend, selection=_selection(variants, torch_versions, backend_types, latest, include_all), host=host_mode,
+                           python=python, max_jobs=max_jobs, cores=cores, cuda_archs=cuda_archs, unique_id=unique_id, legacy_subpackage=legacy_subpackage,
+                           import_check=not no_import_check, indexes=_indexes(index_url, extra_index_urls, find_links, torch_index), frozen=frozen,
+                           locked=locked, upgrade=upgrade, fail_fast=fail_fast, allowed_imports=tuple(dict.fromkeys(allow_imports)))
     reporter = Reporter(quiet=quiet or as_json)
     report = run_build(kernel_dir, options, reporter)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
-    for result in report.results:
-        if result.status == "built":
-            if not as_json:
-                click.echo(f"built {result.path} ({result.seconds:.0f} s)")
-            for warning in result.warnings:
-                log.warning(warning)
-        else:
-            click.echo(f"error: {result.variant} failed after {result.seconds:.0f} s: {result.error}", err=True)
+    else:
+        _print_summary(report, quiet)
     if not report.ok:
         sys.exit(1)
+
+
+def _print_summary(report, quiet: bool) -> None:
+    for result in report.results:
+        if result.status == "built":
+            click.echo(f"built {result.path} ({result.seconds:.0f} s)")
+            for warning in result.warnings:
+                log.warning(warning)
+        elif result.status == "up-to-date":
+            if not quiet:
+                click.echo(f"up to date {result.path}")
+        else:
+            click.echo(f"error: {result.variant} failed after {result.seconds:.0f} s: {result.error}", err=True)
+    if quiet:
+        return
+    for name, reason in sorted(report.unreachable.items()):
+        click.echo(f"unreachable {name}: {reason}", err=True)
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in report.skipped.items():
+        by_reason.setdefault(reason, []).append(name)
+    for reason, names in sorted(by_reason.items()):
+        click.echo(f"skipped {', '.join(sorted(names))}: {reason}", err=True)
+    counts = {s: sum(r.status == s for r in report.results) for s in ("built", "up-to-date", "failed")}
+    fetched = f", fetched {report.downloaded} files ({report.downloaded_bytes / 1e6:.0f} MB)" if report.downloaded else ""
+    click.echo(f"{report.kernel}: {counts['built']} built, {counts['up-to-date']} up to date, {counts['failed']} failed, {len(report.unreachable)} unreachable, "
+               f"{len(report.skipped)} skipped; {report.resolved} toolchain(s) resolved{fetched} in {report.seconds:.1f} s", err=True)
+
+
+@main.command("lock")
+@DIR_ARG
+@_selection_options
+@_index_options
+@click.option("--upgrade", is_flag=True, help="Resolve every toolchain again, even those already locked.")
+@handle_errors
+def lock(kernel_dir: Path, variants, torch_versions, backend_types, latest, include_all, index_url, extra_index_urls, find_links, torch_index,
+         upgrade: bool) -> None:
+    """Resolve the toolchains of the kernel's variants into kernel-builder.lock.json.
+
+    Each toolchain (torch wheel, CUDA toolkit wheels, CMake, Ninja, the import check's
+    packages) is recorded with URL, size and sha256; builds, other machines and the Nix engine
+    reuse it without resolving again. Variants the configured indexes cannot provide are
+    recorded with the reason (and which index would have them). Commit the file.
+    """
+    from .backends.host import this_system
+    from .backends.matrix import ToolchainLocker, plan_matrix
+    from .config import load_config
+    from .toolchains import LockFile
+    from .variants import load_matrix, select_variants
+
+    config = load_config(kernel_dir, check_files=False)
+    matrix = load_matrix()
+    selected = select_variants(config, matrix, _selection(variants, torch_versions, backend_types, latest, include_all))
+    lock_file = LockFile.load(config.root)
+    locker = ToolchainLocker(lock_file, _indexes(index_url, extra_index_urls, find_links, torch_index), upgrade=upgrade)
+    plan = plan_matrix(config, selected.variants, matrix, locker, system=this_system())
+    written = lock_file.save()
+    for job in plan.jobs:
+        tc = job.toolchain
+        click.echo(f"locked {job.variant.name}: {tc.key} (torch {tc.torch_version}{', CUDA toolkit ' + tc.cuda_toolkit if tc.cuda_toolkit else ''}, "
+                   f"{len(tc.artifacts)} files, {tc.download_size / 1e6:.0f} MB)")
+    for name, reason in sorted(plan.unreachable.items()):
+        click.echo(f"unreachable {name}: {reason}")
+    for note in plan.notes:
+        log.warning(note)
+    click.echo(f"{lock_file.path}: {'written' if written else 'unchanged'} ({plan.resolved} toolchain(s) resolved)")
+
+
+@main.command("build-variant")
+@DIR_ARG
+@click.option("--variant", "variant_name", required=True, metavar="NAME", help="The variant to build.")
+@click.option("--toolchain-dir", required=True, type=click.Path(path_type=Path, file_okay=False, exists=True), help="A toolchain environment (made by `toolchains install`).")
+@click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False), help="Where <variant>/ is written.")
+@click.option("--work", type=click.Path(path_type=Path, file_okay=False), help="Scratch folder (default: a temporary one).")
+@click.option("--unique-id", metavar="ID", help="Suffix of the ops namespace.")
+@click.option("--kernel-commit", metavar="SHA", help="The kernel's git commit for provenance (the sources may be a copy without .git).")
+@click.option("--kernel-dirty", is_flag=True, help="With --kernel-commit: the sources differ from that commit.")
+@click.option("--cuda-archs", metavar="LIST", help="Only these CUDA capabilities (development builds).")
+@click.option("--cores", type=click.IntRange(min=1), help="Compile jobs.")
+@click.option("--no-import-check", is_flag=True, help="Do not load the variant.")
+@click.option("--engine", type=click.Choice(["nix", "local"]), default="nix", show_default=True, help="Recorded in metadata provenance.")
+@handle_errors
+def build_variant(kernel_dir: Path, variant_name: str, toolchain_dir: Path, out: Path, work: Path | None, unique_id: str | None, kernel_commit: str | None,
+                  kernel_dirty: bool, cuda_archs: str | None, cores: int | None, no_import_check: bool, engine: str) -> None:
+    """Build one variant with a given toolchain environment into OUT/<variant> (used by the Nix engine's derivations).
+
+    The same stages as `build`: render, CMake + Ninja with the compat layer, the layout and
+    metadata checks, the portability gate and the import check. Exit code 1 when any fails.
+    """
+    import tempfile
+
+    from .build import build_variant_into
+    from .errors import CheckError
+    from .provenance import COMMIT_RE
+    from .errors import UsageError
+
+    if kernel_commit is not None and not COMMIT_RE.match(kernel_commit):
+        raise UsageError(f"--kernel-commit {kernel_commit!r}: expected a full 40- or 64-digit hexadecimal commit id")
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="kb-build-variant-") as tmp:
+        result = build_variant_into(kernel_dir, variant_name, toolchain_dir, out, work=work or Path(tmp), unique_id=unique_id, kernel_commit=kernel_commit,
+                                    kernel_dirty=kernel_dirty, cuda_archs=cuda_archs, cores=cores, import_check=not no_import_check, engine=engine)
+    if result.status != "built":
+        raise CheckError(f"{variant_name}: {result.error}")
+    for warning in result.warnings:
+        log.warning(warning)
+    click.echo(f"built {result.path}")
+
+
+@main.group("toolchains")
+def toolchains() -> None:
+    """Show and free the cached toolchain environments (shared by every kernel)."""
+
+
+@toolchains.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def toolchains_list(as_json: bool) -> None:
+    """List the toolchain environments and the artifact store, with their disk use."""
+    from .toolchains.cache import inventory
+
+    inv = inventory()
+    if as_json:
+        click.echo(json.dumps(inv.to_json(), indent=2))
+        return
+    for env in inv.environments:
+        state = "ready" if env.ready else "incomplete"
+        click.echo(f"{env.hash}  {env.key or '?':45} {env.size / 1e9:6.2f} GB  last used {env.last_used_text}  {state}")
+    click.echo(f"{len(inv.environments)} environment(s), {inv.environments_size / 1e9:.2f} GB; artifact store {inv.artifacts} file(s), "
+               f"{inv.artifacts_size / 1e9:.2f} GB (in {inv.root})")
+
+
+@toolchains.command("install")
+@DIR_ARG
+@click.option("--variant", "variant_name", metavar="NAME", help="The variant whose toolchain to install (from the kernel's lock).")
+@click.option("--key", metavar="KEY", help="Or the toolchain's key in the lock.")
+@click.option("--python-version", metavar="X.Y", help="With --variant: the Python version of the toolchain (default: this interpreter's).")
+@click.option("--wheel", "wheels", multiple=True, type=click.Path(path_type=Path, dir_okay=False, exists=True), help="A wheel file of the toolchain (repeatable; a Nix store path ending in the wheel's name is fine).")
+@click.option("--prefix", required=True, type=click.Path(path_type=Path, file_okay=False), help="Where the environment is made.")
+@click.option("--python", "python", metavar="PATH", help="The interpreter the environment is made with.")
+@handle_errors
+def toolchains_install(kernel_dir: Path, variant_name: str | None, key: str | None, python_version: str | None, wheels: tuple[Path, ...], prefix: Path,
+                       python: str | None) -> None:
+    """Make a toolchain environment at PREFIX from the lock and local wheel files (no network; used by Nix)."""
+    from .toolchains import LockFile
+    from .toolchains.environment import install_environment
+    from .toolchains.store import link_wheels
+    from .backends.matrix import running_python
+    from .errors import UsageError
+
+    lock_file = LockFile.load(kernel_dir)
+    if variant_name:
+        toolchain = lock_file.toolchain_for(variant_name, python_version or running_python())
+    elif key:
+        toolchain = lock_file.toolchains.get(key)
+    else:
+        raise UsageError("name the toolchain: --variant NAME or --key KEY")
+    if toolchain is None:
+        raise UsageError(f"{lock_file.path}: no toolchain for {variant_name or key}; run `kernel-builder lock`")
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="kb-wheels-") as tmp:
+        files = link_wheels(toolchain, list(wheels), Path(tmp))
+        install_environment(toolchain, files, prefix, python=python)
+    click.echo(f"installed {toolchain.key} into {prefix}")
+
+
+@toolchains.command("prune")
+@click.option("--older-than", "days", type=click.FloatRange(min=0), default=30, show_default=True, metavar="DAYS", help="Remove environments unused for this many days.")
+@click.option("--all", "everything", is_flag=True, help="Remove every environment and the artifact store.")
+@click.option("--artifacts", is_flag=True, help="Also remove downloaded files no remaining environment was made from.")
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@handle_errors
+def toolchains_prune(days: float, everything: bool, artifacts: bool, dry_run: bool) -> None:
+    """Free disk: remove toolchain environments not used recently (they are made again when needed)."""
+    from .toolchains.cache import prune
+
+    removed = prune(older_than_days=0 if everything else days, artifacts=artifacts or everything, dry_run=dry_run)
+    for path, size in removed:
+        click.echo(f"{'would remove' if dry_run else 'removed'} {path} ({size / 1e9:.2f} GB)")
+    click.echo(f"{'would free' if dry_run else 'freed'} {sum(s for _, s in removed) / 1e9:.2f} GB")
 
 
 @main.command("hash")

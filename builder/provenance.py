@@ -11,6 +11,7 @@ Unique id (the suffix of `_<module>_<backend>_<id>`):
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -97,21 +98,34 @@ def unique_id(config: BuildConfig, override: str | None = None) -> str:
     return content_id(config)
 
 
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+
 @cache
 def builder_git() -> GitState | None:
-    """kernel-builder's own commit when it runs from a git checkout (editable install); else None."""
+    """kernel-builder's own commit: KERNEL_BUILDER_SOURCE_COMMIT/_DIRTY when set (a packaged
+    build, e.g. the Nix package, knows its source revision), else the git checkout it runs from
+    (an editable install); else None."""
+    commit = os.environ.get("KERNEL_BUILDER_SOURCE_COMMIT", "").strip().lower()
+    if COMMIT_RE.match(commit):
+        return GitState(commit=commit, tree="", dirty=os.environ.get("KERNEL_BUILDER_SOURCE_DIRTY", "") in ("1", "true"))
     repo = Path(__file__).resolve().parent.parent
     return git_state(repo) if (repo / ".git").exists() else None
 
 
-def provenance(config: BuildConfig) -> dict:
-    """The `provenance` field of metadata.json."""
-    builder: dict = {"version": __version__}
+def provenance(config: BuildConfig, *, engine: str = "local", kernel: GitState | None = None) -> dict:
+    """The `provenance` field of metadata.json.
+
+    `engine` ("local" or "nix") is the only field in which the two engines' builds of one
+    variant differ. `kernel` overrides the kernel's git state (the Nix engine builds a copy of
+    the sources without .git and passes the flake's revision).
+    """
+    builder: dict = {"version": __version__, "engine": engine}
     own = builder_git()
     if own is not None:
         builder.update(commit=own.commit, dirty=own.dirty)
     result: dict = {"kernel-builder": builder}
-    kernel = git_state(config.root)
+    kernel = kernel or git_state(config.root)
     if kernel is not None:
         result["kernel"] = {"commit": kernel.commit, "dirty": kernel.dirty}
     return result

@@ -169,8 +169,8 @@ def tool_env(cuda_home: str | None = None) -> dict:
 def kernel_builder_command(args: list[str], python: str | None) -> list[str]:
     """`python -m kernel_builder ARGS` in this interpreter, with --python passed on to `build`."""
     command = [sys.executable, "-m", "kernel_builder", *args]
-    if python and args[0] == "build":
-        command += ["--python", python]
+    if args[0] == "build":  # one Python's torch, not the matrix
+        command += ["--python", python] if python else ["--host"]
     return command
 
 

@@ -26,9 +26,9 @@ cat <<'NEXT'
 The demo worked. kernel-builder is installed in .venv/bin; put it on your PATH and try it:
 
   source .venv/bin/activate
-  kernel-builder build examples/relu -v      # rebuild (incremental), with each command and stage time
-  kernel-builder list-variants examples/relu  # the variants this kernel gets from the matrix
-  kernel-builder check-builds examples/relu   # check the built variants again
+  kernel-builder build examples/relu --host -v  # for this Python's torch, with each command and stage time
+  kernel-builder list-variants examples/relu    # the variants this kernel gets from the matrix
+  kernel-builder check-builds examples/relu     # check the built variants again
 
 Then write your own kernel: docs/writing-kernels.md.
 NEXT

@@ -101,7 +101,9 @@ def cuda_arch_args() -> list[str]:
 
 
 def kb(*args: object, timeout: int = 1800) -> subprocess.CompletedProcess:
-    """The real CLI in a fresh interpreter (the running one: it builds for this torch)."""
+    """The real CLI in a fresh interpreter (the running one: it builds for this torch, --host)."""
+    if args and args[0] == "build":
+        args = ("build", "--host", *args[1:])
     return subprocess.run([sys.executable, "-m", "kernel_builder", *map(str, args)], capture_output=True, text=True, timeout=timeout)
 
 

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.slow
 
 
 def kb(*args: object, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run the real CLI in a fresh interpreter."""
+    """Run the real CLI in a fresh interpreter; `build` builds for this interpreter's torch (--host)."""
+    if args and args[0] == "build":
+        args = ("build", "--host", *args[1:])
     full_env = {**os.environ, **(env or {})}
     full_env.pop("KERNEL_BUILDER_CUDA_ARCHS", None)
     return subprocess.run([sys.executable, "-m", "kernel_builder", *map(str, args)], capture_output=True, text=True, env=full_env, timeout=timeout)
@@ -118,14 +120,26 @@ def test_two_builds_with_different_ids_load_side_by_side(built_relu, tmp_path):
     assert "_relu_cpu_first" in check.stdout and "_relu_cpu_second" in check.stdout
 
 
-def test_rebuild_is_incremental_and_keeps_the_variant(built_relu):
+def test_unchanged_kernel_is_up_to_date_without_reinstalling(built_relu):
     variant = built_relu / "build" / host_variant()
     before = (variant / "_relu_cpu_first.abi3.so").stat().st_ino
     result = kb("build", built_relu, "--unique-id", "first", "--json", "--quiet")
     assert result.returncode == 0, result.stderr
-    log = Path(json.loads(result.stdout)["variants"][0]["log"]).read_text()
-    assert "no work to do" in log, "an unchanged kernel must not recompile"
-    assert (variant / "_relu_cpu_first.abi3.so").stat().st_ino != before, "the variant was reinstalled"
+    (record,) = json.loads(result.stdout)["variants"]
+    assert record["status"] == "up-to-date" and record["log"] is None, "nothing changed: no step may run"
+    assert (variant / "_relu_cpu_first.abi3.so").stat().st_ino == before, "an up-to-date variant is not reinstalled"
+
+
+def test_rebuild_after_an_edit_is_incremental_and_reinstalls(built_relu):
+    kernel = built_relu  # in place: a copy elsewhere starts its CMake build folder afresh
+    source = kernel / "relu_cpu" / "relu_cpu.cpp"
+    source.write_text(source.read_text() + "\n// an edit\n")
+    result = kb("build", kernel, "--unique-id", "first", "--json", "--quiet")
+    assert result.returncode == 0, result.stderr
+    (record,) = json.loads(result.stdout)["variants"]
+    assert record["status"] == "built"
+    log = Path(record["log"]).read_text()
+    assert "relu_cpu.cpp.o" in log and "torch_binding.cpp.o" not in log, "only the edited translation unit recompiles"
 
 
 def test_failed_build_keeps_the_previous_variant(built_relu, tmp_path):

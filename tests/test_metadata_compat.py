@@ -89,7 +89,7 @@ def built_in_git(tmp_path_factory) -> Path:
     git = ["git", "-c", "user.email=t@t", "-c", "user.name=t", "-c", "init.defaultBranch=main"]
     for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "kernel"]):
         subprocess.run([*git, *args], cwd=kernel, check=True)
-    result = subprocess.run([sys.executable, "-m", "kernel_builder", "build", str(kernel), "--no-import-check", "--quiet"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "kernel_builder", "build", "--host", str(kernel), "--no-import-check", "--quiet"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return kernel
 

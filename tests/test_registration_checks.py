@@ -86,7 +86,7 @@ def test_build_refuses_a_literal_torch_library_before_compiling(tmp_path):
     shutil.copytree(RELU, kernel, ignore=shutil.ignore_patterns("build", "__pycache__"))
     binding = kernel / "torch-ext" / "torch_binding.cpp"
     binding.write_text(binding.read_text().replace("TORCH_LIBRARY_EXPAND(TORCH_EXTENSION_NAME, m)", "TORCH_LIBRARY(relu, m)"))
-    result = subprocess.run([sys.executable, "-m", "kernel_builder", "build", str(kernel)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "kernel_builder", "build", "--host", str(kernel)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr
     assert "torch-ext/torch_binding.cpp:8: TORCH_LIBRARY(relu, …) registers ops in the literal namespace 'relu'" in result.stderr
     assert "use TORCH_LIBRARY_EXPAND(TORCH_EXTENSION_NAME, m) from registration.h" in result.stderr
@@ -142,7 +142,7 @@ def noarch_variant(parent: Path, name: str, code: str) -> Path:
     package.mkdir(parents=True)
     (package / "__init__.py").write_text(code)
     (kernel / "build.toml").write_text(NOARCH_TOML.format(name=name))
-    result = subprocess.run([sys.executable, "-m", "kernel_builder", "build", str(kernel), "--no-import-check", "--unique-id", "t"],
+    result = subprocess.run([sys.executable, "-m", "kernel_builder", "build", "--host", str(kernel), "--no-import-check", "--unique-id", "t"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return kernel / "build" / "torch-cpu"

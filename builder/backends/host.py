@@ -51,6 +51,15 @@ class Host:
     cuda: CudaToolkit | None = None
     cuda_problem: str | None = None  # why no usable toolkit was found
     modules: dict[str, bool] = field(default_factory=dict)  # importable top-level modules
+    cmake: str = "cmake"
+    ninja: str | None = None  # None: CMake finds ninja on PATH
+    toolchain: str | None = None  # the locked toolchain's key, for a hermetic toolchain environment
+    toolchain_dirs: tuple[str, ...] = ()  # put first on PATH for the build tools (toolchain bin folders)
+
+    @property
+    def hermetic(self) -> bool:
+        """True for a toolchain environment: the host's CUDA_HOME and PATH toolkits are ignored."""
+        return self.toolchain is not None
 
 
 def probe_python(python: Path) -> dict:
@@ -104,22 +113,55 @@ def find_cuda_toolkit() -> tuple[CudaToolkit | None, str | None]:
     return CudaToolkit(root=nvcc.parent.parent, nvcc=nvcc, version=f"{match.group(1)}.{match.group(2)}", known_archs=tuple(parse_nvcc_arch_list(archs_out))), None
 
 
+def _torch_install(torch_info: dict | None) -> TorchInstall | None:
+    if not torch_info:
+        return None
+    return TorchInstall(
+        version=torch_info["version"],
+        short=torch_info["short"],
+        cuda=torch_info["cuda"],
+        hip=torch_info["hip"],
+        cxx11_abi=torch_info["cxx11_abi"],
+        dir=Path(torch_info["dir"]),
+        backends=tuple(tuple(b) for b in torch_backends(torch_info)),
+    )
+
+
+def this_system() -> str:
+    """The system this process runs on, e.g. x86_64-linux."""
+    import platform
+
+    return naming.host_system(platform.machine(), platform.system())
+
+
+def host_from_environment(env) -> Host:
+    """The build host of a toolchain environment (from its stamp: no subprocess)."""
+    info = env.probe
+    cuda = None
+    if env.nvcc is not None:
+        cuda = CudaToolkit(root=env.cuda_root, nvcc=env.nvcc, version=env.cuda_version, known_archs=env.cuda_known_archs)
+    dirs = [str(env.python.parent)] + ([str(env.nvcc.parent)] if env.nvcc is not None else [])
+    return Host(
+        python=env.python,
+        python_version=info["python"]["version"],
+        system=naming.host_system(info["platform"]["machine"], info["platform"]["system"]),
+        torch=_torch_install(info["torch"]),
+        nvidia_include_dirs=tuple(info["nvidia"]["include_dirs"]),
+        cuda=cuda,
+        cuda_problem=None if cuda else "the toolchain has no CUDA toolkit",
+        modules={"kernels": True, "tvm_ffi": False, "triton": False},
+        cmake=str(env.cmake),
+        ninja=str(env.ninja),
+        toolchain=env.key,
+        toolchain_dirs=tuple(dirs),
+    )
+
+
 def detect_host(python: Path | None = None, *, need_cuda: bool = True) -> Host:
     """Probe `python` (default: this interpreter) and, for a CUDA torch, the CUDA toolkit."""
     python = Path(python or sys.executable)
     info = probe_python(python)
-    torch_info = info["torch"]
-    torch = None
-    if torch_info:
-        torch = TorchInstall(
-            version=torch_info["version"],
-            short=torch_info["short"],
-            cuda=torch_info["cuda"],
-            hip=torch_info["hip"],
-            cxx11_abi=torch_info["cxx11_abi"],
-            dir=Path(torch_info["dir"]),
-            backends=tuple(tuple(b) for b in torch_backends(torch_info)),
-        )
+    torch = _torch_install(info["torch"])
     system = naming.host_system(info["platform"]["machine"], info["platform"]["system"])
     cuda, problem = (None, None)
     if need_cuda and torch is not None and torch.cuda:

@@ -168,6 +168,26 @@ def plan_local(config: BuildConfig, host: Host, *, variant: str | None = None, u
     return Plan(jobs, skipped)
 
 
+def plan_toolchain_job(config: BuildConfig, variant: Variant, host: Host, *, unique_id: str, cuda_targets: tuple[str, ...] = ()) -> Job:
+    """The job of one matrix variant, built in its toolchain environment `host`.
+
+    The torch of a toolchain may be a CUDA build used for a CPU variant (where no CPU wheel
+    exists): CMake is then told the backend (-DKB_BACKEND=cpu) and links torch's CPU libraries only.
+    """
+    if variant.is_noarch:
+        return Job(variant, unique_id, compiled=False)
+    problems: list[str] = []
+    selected: dict[str, list[str]] = {}
+    if variant.backend == "cuda":
+        if host.cuda is None:
+            raise UsageError(f"{variant.name}: {host.cuda_problem}")
+        selected, problems = _select_archs(config, host, cuda_targets)
+    problems += _missing_dependencies(config, host, variant.backend)
+    if problems:
+        raise UsageError(f"cannot build {variant.name}:\n  " + "\n  ".join(problems))
+    return Job(variant, unique_id, compiled=True, cuda_archs=selected, cuda_targets=cuda_targets)
+
+
 def parallel_jobs(cores: int | None) -> int:
     """Compile jobs for one variant: --cores, else MAX_JOBS, else the CPUs we may use; / NVCC_THREADS."""
     if cores:
@@ -276,8 +296,22 @@ def _drop_stale_cache(binary: Path, tree: Path) -> None:
         shutil.rmtree(binary)
 
 
+def _tool_environment(host: Host) -> dict:
+    """The environment of the build tools: this process's, made hermetic for a toolchain
+    environment (its own bin folders first on PATH, CUDA_HOME its assembled toolkit)."""
+    env = dict(os.environ)
+    env.pop("KERNEL_BUILDER_CUDA_ARCHS", None)  # passed explicitly
+    if host.hermetic:
+        for var in ("CUDA_HOME", "CUDA_PATH", "CUDA_ROOT", "CUDAToolkit_ROOT", "CUDACXX", "NVCC_PREPEND_FLAGS", "NVCC_APPEND_FLAGS"):
+            env.pop(var, None)
+        if host.cuda is not None:
+            env["CUDA_HOME"] = str(host.cuda.root)
+        env["PATH"] = os.pathsep.join([*host.toolchain_dirs, env.get("PATH", "")])
+    return env
+
+
 def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDir, staging: Path, log: Path, *, provenance: dict, cores: int | None,
-                   report: Callable[..., None], cancel: Cancellation | None = None) -> Path:
+                   report: Callable[..., None], cancel: Cancellation | None = None, nvcc_threads: int | None = None) -> Path:
     """Render the CMake tree, configure, compile and install one variant into `staging`."""
     name = job.variant.name
     work = build_dir.work_dir(name)
@@ -287,7 +321,7 @@ def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDi
 
     report(name, "configure")
     configure = [
-        "cmake", "-S", str(tree), "-B", str(binary), "-G", "Ninja",
+        host.cmake, "-S", str(tree), "-B", str(binary), "-G", "Ninja",
         f"-DPython3_EXECUTABLE={host.python}",
         f"-DKB_UNIQUE_ID={job.unique_id}",
         f"-DKB_EXPECTED_VARIANT={name}",
@@ -295,15 +329,20 @@ def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDi
         f"-DKB_CUDA_ARCHS={';'.join(job.cuda_targets)}",
         "-DCMAKE_BUILD_TYPE=Release",
     ]
+    if host.ninja:
+        configure.append(f"-DCMAKE_MAKE_PROGRAM={host.ninja}")
     if job.variant.backend == "cuda" and host.cuda is not None:
         configure.append(f"-DCMAKE_CUDA_COMPILER={host.cuda.nvcc}")
+        if host.hermetic:
+            configure.append(f"-DCUDAToolkit_ROOT={host.cuda.root}")
+        if nvcc_threads:
+            configure.append(f"-DNVCC_THREADS={nvcc_threads}")
     for launcher in ("sccache", "ccache"):
         if shutil.which(launcher):
             configure += [f"-DCMAKE_{lang}_COMPILER_LAUNCHER={launcher}" for lang in ("C", "CXX", "CUDA")]
             break
     configure += shlex.split(os.environ.get("CMAKE_ARGS", ""))  # extra CMake arguments, last so they win
-    env = dict(os.environ)
-    env.pop("KERNEL_BUILDER_CUDA_ARCHS", None)  # passed explicitly above
+    env = _tool_environment(host)
     run_logged(configure, log, env=env, cancel=cancel)
 
     def on_line(line: str) -> None:
@@ -312,9 +351,9 @@ def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDi
             report(name, "compile", int(match.group(1)), int(match.group(2)))
 
     report(name, "compile")
-    run_logged(["cmake", "--build", str(binary), "--", "-j", str(parallel_jobs(cores))], log, env=env, on_line=on_line, cancel=cancel)
+    run_logged([host.cmake, "--build", str(binary), "--", "-j", str(parallel_jobs(cores))], log, env=env, on_line=on_line, cancel=cancel)
     report(name, "install")
-    run_logged(["cmake", "--install", str(binary), "--prefix", str(staging)], log, env=env, cancel=cancel)
+    run_logged([host.cmake, "--install", str(binary), "--prefix", str(staging)], log, env=env, cancel=cancel)
     variant = staging / name
     if not (variant / "metadata.json").is_file():
         raise BuildError(f"the install step did not produce {name}/", log)

@@ -33,9 +33,9 @@ STATE_DIR = ".kernel-builder"
 class BuildDir:
     """The build/ folder of one kernel, with its private state."""
 
-    def __init__(self, kernel_dir: Path):
-        self.root = Path(kernel_dir) / "build"
-        self.state = self.root / STATE_DIR
+    def __init__(self, kernel_dir: Path, *, root: Path | None = None, state: Path | None = None):
+        self.root = Path(root) if root is not None else Path(kernel_dir) / "build"
+        self.state = Path(state) if state is not None else self.root / STATE_DIR
 
     def log_path(self, variant: str) -> Path:
         path = self.state / "logs" / f"{variant}.log"
