@@ -136,6 +136,25 @@ _lib.impl("relu", lambda x: x.clamp(min=0), "CPU")
 '''
 
 
+# custom_op called as a function (the decorator form is refused by the AST check already).
+FOREIGN_CUSTOM_OP = '''\
+import torch
+
+
+def _twice(x: torch.Tensor) -> torch.Tensor:
+    return x * 2
+
+
+twice = torch.library.custom_op("shared_custom::twice", mutates_args=())(_twice)
+'''
+
+# Importing torch modules that register ops of their own (lazily, from torch's files) is fine.
+TORCH_LAZY = GOOD + '''
+import torch.ao.quantization.fx._decomposed  # noqa: E402,F401  (registers quantized_decomposed::*)
+import torch.distributed._functional_collectives  # noqa: E402,F401  (registers _c10d_functional::*)
+'''
+
+
 def noarch_variant(parent: Path, name: str, code: str) -> Path:
     kernel = parent / name
     package = kernel / "torch-ext" / name.replace("-", "_")
@@ -155,13 +174,19 @@ def variants(tmp_path_factory) -> dict[str, Path]:
         "good": noarch_variant(parent, "good-ops", GOOD),
         "foreign": noarch_variant(parent, "foreign-ops", FOREIGN_PYTHON),
         "override": noarch_variant(parent, "override-ops", ATEN_OVERRIDE),
+        "custom": noarch_variant(parent, "custom-ops", FOREIGN_CUSTOM_OP),
+        "lazy": noarch_variant(parent, "lazy-ops", TORCH_LAZY),
     }
 
 
-@pytest.mark.parametrize("order", [("good", "foreign", "override"), ("override", "foreign", "good")])
+@pytest.mark.parametrize("order", [("lazy", "good", "foreign", "override", "custom"), ("custom", "override", "foreign", "good", "lazy")])
 def test_registrations_are_blamed_on_the_variant_that_made_them(variants, order):
     results = import_check_many(Path(sys.executable), [variants[name] for name in order])
     assert results[variants["good"]] is None
+    assert results[variants["lazy"]] is None, results[variants["lazy"]]
+    custom = results[variants["custom"]]
+    assert custom is not None and "shared_custom::twice (Python, registered at " in custom.message
+    assert f"{variants['custom'] / '__init__.py'}:4)" in custom.message, custom.message
     foreign = results[variants["foreign"]]
     assert foreign is not None and not foreign.warning
     assert "registers ops outside its namespace _foreign_ops_cpu_t: shared_ops::twice (Python, registered at " in foreign.message

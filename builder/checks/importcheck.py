@@ -10,9 +10,13 @@ they were registered at). Loading a variant must register nothing outside its ow
 (metadata `id`), nor in the namespaces of the kernels it loads as kernel-depends:
 
 - a new operator in another namespace is the variant's (`TORCH_LIBRARY(mykernel, m)`,
-  `torch.library.custom_op("mykernel::op")`, `Library("mykernel", "DEF")`);
+  `torch.library.custom_op("mykernel::op")`, `Library("mykernel", "DEF")`) unless torch's own
+  files registered it (a torch module the kernel imports may register ops lazily: importing
+  torch._dynamo adds ~40 in 10 namespaces); for a custom_op, the function it was made from
+  says whose it is;
 - a new kernel on an existing operator (an `aten` override) is the variant's unless it was
-  registered from a folder torch registered from before (torch's own lazy registrations).
+  registered from torch's own files or a folder torch registered from before (torch's lazy
+  registrations, e.g. of a torch module the kernel imports).
 
 Several variants are checked in one process, one after the other, each against the state just
 before it was loaded, so one variant's registrations are never blamed on another. A variant that
@@ -58,6 +62,13 @@ try:
     import kernels
 except ImportError:
     kernels = None
+try:  # ops made with torch.library.custom_op, with the function they were made from
+    from torch._library.custom_ops import OPDEFS
+except ImportError:
+    OPDEFS = {}
+
+
+TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
 
 
 def registrations():
@@ -78,6 +89,20 @@ def folder(where):
 def kernel_lines(dump):
     # Registration lines, with the "(inactive)" marker that an override puts on the old one removed.
     return {line.replace(" (inactive):", ":") for line in dump.splitlines() if "registered at " in line}
+
+
+def origin(name, dump):
+    # Where a new op was registered; None for torch's own (lazy) registrations, which come from
+    # torch's files. An op made by custom_op also comes from torch's files: its function says
+    # whose it is.
+    lines = dump.splitlines()
+    where = location(next((l for l in lines if l.startswith("debug: ")), "")) or location(next((l for l in lines if "registered at " in l), ""))
+    if not where.startswith(TORCH_DIR):
+        return where
+    code = getattr(getattr(OPDEFS.get(name), "_init_fn", None), "__code__", None)
+    if code is not None and not code.co_filename.startswith(TORCH_DIR):
+        return f"{code.co_filename}:{code.co_firstlineno}"
+    return None
 
 
 def loaded_ids():
@@ -113,14 +138,13 @@ for arg in sys.argv[2:]:
         if name.split("::", 1)[0] in allowed or before.get(name) == dump:
             continue
         if name not in before:
-            where = location(next((l for l in dump.splitlines() if l.startswith("debug: ")), ""))
-            if not where:
-                where = location(next((l for l in dump.splitlines() if "registered at " in l), ""))
-            foreign.append({"op": name, "where": where, "new": True})
+            where = origin(name, dump)
+            if where is not None:
+                foreign.append({"op": name, "where": where, "new": True})
             continue
         for line in sorted(kernel_lines(dump) - kernel_lines(before[name])):
             where = location(line)
-            if folder(where) not in known_folders:
+            if folder(where) not in known_folders and not where.startswith(TORCH_DIR):
                 foreign.append({"op": name, "where": where, "new": False, "key": line.split(":", 1)[0]})
     emit(event="result", variant=arg, loaded=True, how=how, module=module.__name__, foreign=foreign, allowed=sorted(allowed))
     if foreign:
