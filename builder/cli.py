@@ -492,11 +492,16 @@ def hash_variants(kernel_dir: Path) -> None:
     from .checks.layout import require_variants
     from .layout.metadata import write_metadata
 
+    from .errors import CheckError
+
     base, variants = require_variants(kernel_dir)
     for variant in variants:
-        metadata = json.loads((variant / "metadata.json").read_text())
-        metadata.pop("digest", None)
-        data = write_metadata(variant, metadata)
+        try:
+            metadata = json.loads((variant / "metadata.json").read_text())
+            metadata.pop("digest", None)
+            data = write_metadata(variant, metadata)
+        except (OSError, ValueError, AttributeError) as exc:  # unreadable, not JSON or not an object, a bad kernels-minver
+            raise CheckError(f"{variant / 'metadata.json'}: {exc}") from None
         click.echo(f"{variant}: {len(data['digest']['files'])} files")
 
 

@@ -122,3 +122,7 @@ def test_check_builds_refuses_what_the_loader_refuses(built_in_git, tmp_path):
     assert result.returncode == 1
     assert "kernels-minver '0.17' is not a three-part version" in result.stdout
     assert "provenance.kernel.commit" in result.stdout and "is not a full commit id" in result.stdout
+    # `hash` rewrites metadata.json: it refuses the bad version with a message, not a traceback.
+    rehash = subprocess.run([sys.executable, "-m", "kernel_builder", "hash", str(variant)], capture_output=True, text=True, timeout=120)
+    assert rehash.returncode == 1 and "Traceback" not in rehash.stderr
+    assert "kernels-minver '0.17' is not a three-part version" in rehash.stderr
