@@ -32,8 +32,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .backends.host import Host, detect_host, host_from_environment, this_system
-from .backends.local import Cancellation, Job, build_compiled, link_map, object_files, parse_cuda_archs, plan_local, plan_toolchain_job
+from .backends.local import Job, build_compiled, link_map, object_files, parse_cuda_archs, plan_local, plan_toolchain_job
 from .checks.importcheck import import_check_many
+from .process import Cancellation
 from .checks.layout import Finding, check_variant
 from .checks.python_code import check_source_package, format_registration_report
 from .config import BuildConfig, load_config
@@ -158,9 +159,15 @@ def binary_findings(variant_dir: Path, build_dir: BuildDir, torch_lib_dir: Path 
     from .checks.linkage import check_linkage
     from .checks.portability import check_binary
 
+    import json
+
     findings = []
-    objects = object_files(build_dir, variant_dir.name)
-    mapfile = link_map(build_dir, variant_dir.name)
+    try:
+        target = json.loads((variant_dir / "metadata.json").read_text()).get("id")
+    except (OSError, ValueError):
+        target = None
+    objects = object_files(build_dir, variant_dir.name, target)
+    mapfile = link_map(build_dir, variant_dir.name, target)
     for binary in sorted(variant_dir.rglob("*.so")):
         violations = check_binary(binary, objects=objects, link_map=mapfile)
         gated = {v.symbol for v in violations if v.symbol}  # e.g. std:: symbols left for another libstdc++: reported once

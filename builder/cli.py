@@ -82,6 +82,53 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _index_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Where toolchain packages are looked for (pip/uv conventions; see docs/matrix.md)."""
+    options = [
+        click.option("--index-url", metavar="URL", help="Default package index (else UV_DEFAULT_INDEX/UV_INDEX_URL/PIP_INDEX_URL, else PyPI)."),
+        click.option("--extra-index-url", "extra_index_urls", metavar="URL", multiple=True, help="Extra package index, searched first (repeatable)."),
+        click.option("--find-links", metavar="DIR|URL", multiple=True, help="A folder or page of wheels (repeatable; else UV_FIND_LINKS/PIP_FIND_LINKS)."),
+        click.option("--torch-index", metavar="URL", help="Base of a PyTorch-style index: torch builds from URL/<compute> (env KERNEL_BUILDER_TORCH_INDEX)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _indexes(index_url, extra_index_urls, find_links, torch_index):
+    from .toolchains import IndexSettings
+
+    return IndexSettings.from_environment(index_url=index_url, extra_index_urls=tuple(extra_index_urls), find_links=tuple(find_links), torch_index=torch_index)
+
+
+def _selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--variant", "variants", metavar="NAME", multiple=True, help="Only this variant (repeatable), required or optional."),
+        click.option("--torch", "torch_versions", metavar="X.Y", multiple=True, help="Only variants of this torch release (repeatable)."),
+        click.option("--backend-type", "backend_types", type=click.Choice(["cpu", "cuda", "rocm", "xpu", "metal", "tpu", "neuron", "cann"]), multiple=True,
+                     help="Only variants of this compute backend (repeatable)."),
+        click.option("--latest", is_flag=True, help="Only the newest torch of each backend (the fast CI loop)."),
+        click.option("--all", "include_all", is_flag=True, help="Include the optional build sets (older torch releases, ...)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _selection(variants, torch_versions, backend_types, latest, include_all):
+    from packaging.version import InvalidVersion, Version
+
+    from .errors import UsageError
+    from .variants import Selection
+
+    for version in torch_versions:
+        try:
+            Version(version)
+        except InvalidVersion:
+            raise UsageError(f"--torch {version!r}: expected a torch release such as 2.13") from None
+    return Selection(names=tuple(variants), torch=tuple(torch_versions), backend_types=tuple(backend_types), latest=latest, include_optional=include_all)
+
+
 @click.group(cls=_MainGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="kernel-builder")
 @click.option("-v", "--verbose", is_flag=True, help="Print debug messages: the commands run and how long each stage took.")
@@ -142,23 +189,49 @@ def update_build(kernel_dir: Path, license_: str | None, dry_run: bool) -> None:
 @DIR_ARG
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of variant objects (stable field names).")
 @click.option("--all", "include_all", is_flag=True, help="Include optional build sets, not only those required for compliance.")
+@click.option("--status", is_flag=True, help="Also say whether this machine can build each variant (resolving toolchains into the lock) and whether build/ holds it.")
+@click.option("--frozen", is_flag=True, help="With --status: use kernel-builder.lock.json as it is; resolve nothing.")
+@_index_options
 @handle_errors
-def list_variants(kernel_dir: Path, as_json: bool, include_all: bool) -> None:
+def list_variants(kernel_dir: Path, as_json: bool, include_all: bool, status: bool, frozen: bool, index_url, extra_index_urls, find_links, torch_index) -> None:
     """List the build variants this kernel gets from the variant matrix.
 
     By default only the build sets required for a compliant Hub kernel are used; --all adds
-    the optional ones (older torch releases, the seed-era C++98 ABI, TPU, Neuron).
+    the optional ones (older torch releases, the seed-era C++98 ABI, TPU, Neuron). --status
+    adds, per variant, whether this machine can build it (and why not) and whether build/
+    holds it.
     """
     from .config import load_config
     from .variants import applicable_variants, load_matrix
 
     config = load_config(kernel_dir, check_files=False)
-    variants = applicable_variants(config, load_matrix(), include_optional=include_all)
+    matrix = load_matrix()
+    variants = applicable_variants(config, matrix, include_optional=include_all)
+    rows = [v.to_json() for v in variants]
+    if status:
+        from .backends.host import this_system
+        from .backends.matrix import ToolchainLocker, plan_matrix
+        from .toolchains import LockFile
+
+        lock_file = LockFile.load(config.root)
+        locker = ToolchainLocker(lock_file, _indexes(index_url, extra_index_urls, find_links, torch_index), frozen=frozen)
+        plan = plan_matrix(config, variants, matrix, locker, system=this_system())
+        lock_file.save()
+        toolchains = {job.variant.name: job.toolchain.key for job in plan.jobs}
+        for row in rows:
+            name = row["name"]
+            row["buildable"] = name in toolchains
+            row["reason"] = plan.unreachable.get(name)
+            row["toolchain"] = toolchains.get(name)
+            row["built"] = (config.root / "build" / name / "metadata.json").is_file()
     if as_json:
-        click.echo(json.dumps([v.to_json() for v in variants], indent=2))
+        click.echo(json.dumps(rows, indent=2))
         return
-    for variant in variants:
-        click.echo(variant.name + ("" if variant.required else "  (optional)"))
+    for row in rows:
+        line = row["name"] + ("" if row["required"] else "  (optional)")
+        if status:
+            line += ("  [built]" if row["built"] else "") + ("" if row["buildable"] else f"  not buildable here: {row['reason']}")
+        click.echo(line)
 
 
 @main.command("create-pyproject")
@@ -202,53 +275,6 @@ def clean_pyproject(kernel_dir: Path, force: bool, dry_run: bool) -> None:
         click.echo(("would remove " if dry_run else "removed ") + str(path))
     for path in result.kept:
         log.warning("%s was edited since it was generated; kept (use --force to remove it)", path)
-
-
-def _index_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Where toolchain packages are looked for (pip/uv conventions; see docs/matrix.md)."""
-    options = [
-        click.option("--index-url", metavar="URL", help="Default package index (else UV_DEFAULT_INDEX/UV_INDEX_URL/PIP_INDEX_URL, else PyPI)."),
-        click.option("--extra-index-url", "extra_index_urls", metavar="URL", multiple=True, help="Extra package index, searched first (repeatable)."),
-        click.option("--find-links", metavar="DIR|URL", multiple=True, help="A folder or page of wheels (repeatable; else UV_FIND_LINKS/PIP_FIND_LINKS)."),
-        click.option("--torch-index", metavar="URL", help="Base of a PyTorch-style index: torch builds from URL/<compute> (env KERNEL_BUILDER_TORCH_INDEX)."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _indexes(index_url, extra_index_urls, find_links, torch_index):
-    from .toolchains import IndexSettings
-
-    return IndexSettings.from_environment(index_url=index_url, extra_index_urls=tuple(extra_index_urls), find_links=tuple(find_links), torch_index=torch_index)
-
-
-def _selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option("--variant", "variants", metavar="NAME", multiple=True, help="Only this variant (repeatable), required or optional."),
-        click.option("--torch", "torch_versions", metavar="X.Y", multiple=True, help="Only variants of this torch release (repeatable)."),
-        click.option("--backend-type", "backend_types", type=click.Choice(["cpu", "cuda", "rocm", "xpu", "metal", "tpu", "neuron", "cann"]), multiple=True,
-                     help="Only variants of this compute backend (repeatable)."),
-        click.option("--latest", is_flag=True, help="Only the newest torch of each backend (the fast CI loop)."),
-        click.option("--all", "include_all", is_flag=True, help="Include the optional build sets (older torch releases, ...)."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _selection(variants, torch_versions, backend_types, latest, include_all):
-    from packaging.version import InvalidVersion, Version
-
-    from .errors import UsageError
-    from .variants import Selection
-
-    for version in torch_versions:
-        try:
-            Version(version)
-        except InvalidVersion:
-            raise UsageError(f"--torch {version!r}: expected a torch release such as 2.13") from None
-    return Selection(names=tuple(variants), torch=tuple(torch_versions), backend_types=tuple(backend_types), latest=latest, include_optional=include_all)
 
 
 @main.command("build")
@@ -560,6 +586,101 @@ def check_abi(kernel_dir: Path, manylinux: str, python_abi: str) -> None:
     click.echo(format_report(results))
     if any(results.values()):
         raise CheckError("ABI compatibility issues found")
+
+
+@main.command("init")
+@click.argument("path", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--name", metavar="[OWNER/]NAME", help="Hub owner and kernel name; without an owner, the Hub is asked who you are (HF_TOKEN).")
+@click.option("--backends", default=",".join(("cpu", "cuda")), show_default=True, metavar="LIST", help="Comma-separated backends to scaffold (cpu, cuda) or `all`.")
+@click.option("--license", "license_", default="apache-2.0", show_default=True, metavar="ID", help="License identifier for build.toml and the card.")
+@click.option("--overwrite", is_flag=True, help="Replace scaffold files that already exist.")
+@handle_errors
+def init(path: Path | None, name: str | None, backends: str, license_: str, overwrite: bool) -> None:
+    """Create a new kernel in PATH (default: ./NAME) that builds and passes its tests as is.
+
+    Writes build.toml, flake.nix, torch-ext/ (binding and Python package), one source per
+    backend, tests/, example.py, benchmarks/benchmark.py, a CARD.md template, .gitignore and
+    .gitattributes, then runs `git init` and stages the files (no commit).
+    """
+    from .hub.client import whoami_name
+    from .scaffold import init_kernel, parse_backends
+
+    result = init_kernel(path, name, parse_backends(backends), license_, overwrite=overwrite, whoami=whoami_name)
+    for note in result.notes:
+        log.warning(note)
+    click.echo(f"created {result.repo_id} in {result.root} ({len(result.written)} files; backends: {', '.join(result.backends)})")
+    click.echo(f"next: kernel-builder build {result.root} && python -m pytest {result.root / 'tests'}")
+
+
+@main.command("fill-card")
+@DIR_ARG
+@click.argument("output", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--repo-id", metavar="OWNER/NAME", help="Repository id for the card (default: general.hub.repo-id).")
+@handle_errors
+def fill_card(kernel_dir: Path, output: Path | None, repo_id: str | None) -> None:
+    """Render the kernel's CARD.md template into OUTPUT (default: build/CARD.md, where upload finds it).
+
+    Functions and their one-line descriptions come from __all__ and the docstrings of
+    torch-ext/<module>/__init__.py (read, never imported); layers, license, upstream/source,
+    version, the built variants and how to load the kernel complete it.
+    """
+    from .hub.card import fill_card as render
+
+    click.echo(f"wrote {render(kernel_dir, output, repo_id=repo_id)}")
+
+
+def upload_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options `upload` and `build-and-upload` share."""
+    options = [
+        click.option("--repo-id", metavar="OWNER/NAME", help="Hub repository (default: general.hub.repo-id)."),
+        click.option("--branch", metavar="NAME", help="Branch for the build (default: general.hub.branch, else v<version>)."),
+        click.option("--private", is_flag=True, help="Create the repository as private."),
+        click.option("--repo-type", type=click.Choice(["kernel", "model"]), default="kernel", show_default=True, help="`model` for legacy kernel repositories."),
+        click.option("--create-pr", is_flag=True, help="Open pull requests instead of committing (the repository and branch must exist)."),
+        click.option("--prune", is_flag=True, help="Also delete variants on the branch that are not part of this upload."),
+        click.option("--dry-run", is_flag=True, help="Print what would be uploaded; no network."),
+        click.option("--output-json", type=click.Path(path_type=Path, dir_okay=False), help="Write the result as JSON to this file."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress output."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _publish_settings(**kwargs: Any):
+    from .hub.publish import PublishSettings
+
+    return PublishSettings(**kwargs)
+
+
+@main.command("upload")
+@DIR_ARG
+@upload_options
+@handle_errors
+def upload(kernel_dir: Path, **kwargs: Any) -> None:
+    """Upload the built variants (result/, build/ or DIR) to the Hub with huggingface_hub.
+
+    build/<variant>/... and benchmarks/benchmark*.py go to the version branch, build/CARD.md
+    to main as README.md. Variants that fail check-builds or the portability gate are refused.
+    HF_TOKEN and HF_ENDPOINT are honoured; the token is never printed. After the upload the
+    branch is listed and every file and digest compared with the plan.
+    """
+    from .hub.publish import publish
+
+    publish(kernel_dir, _publish_settings(**kwargs), echo=click.echo)
+
+
+@main.command("build-and-upload")
+@DIR_ARG
+@click.option("--variant", metavar="NAME", help="Build and upload only this variant.")
+@click.option("--python", "python", type=click.Path(path_type=Path, dir_okay=False), help="Python whose torch to build against.")
+@upload_options
+@handle_errors
+def build_and_upload(kernel_dir: Path, variant: str | None, python: Path | None, **kwargs: Any) -> None:
+    """Build the kernel (as `build`), fill the card, then upload the variants just built."""
+    from .hub.publish import build_and_publish
+
+    build_and_publish(kernel_dir, _publish_settings(**kwargs), variant=variant, python=python, echo=click.echo)
 
 
 if __name__ == "__main__":  # pragma: no cover

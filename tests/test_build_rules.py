@@ -196,7 +196,7 @@ def test_a_second_build_waits_for_the_lock(tmp_path):
     state.mkdir(parents=True)
     lock = FileLock(str(state / "lock"))
     with lock:
-        process = subprocess.Popen([sys.executable, "-m", "kernel_builder", "build", str(kernel)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen([sys.executable, "-m", "kernel_builder", "build", "--host", str(kernel)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(8)
         assert process.poll() is None, "the build must wait while another one holds the lock"
         assert not (kernel / "build" / "torch-cpu").exists()

@@ -8,7 +8,6 @@ raises a UsageError naming every reason when something cannot be built.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import shlex
@@ -16,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -24,14 +22,15 @@ from typing import Callable
 
 from ..config.model import BuildConfig
 from ..errors import BuildError, UsageError
+from ..process import Cancellation, run_logged
 from ..layout.install import BuildDir
+from ..layout.metadata import ops_name
 from ..render.project import render_project
 from ..render.tree import write_tree
 from ..standalone import archs
 from ..variants import BuildSet, Variant, applicable_variants, exclusion_reason
 from .host import Host
 
-logger = logging.getLogger("kernel_builder")
 NINJA_PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]\s")
 BACKEND_TOOLCHAIN = {
     "cuda": "a CUDA build of torch and the matching CUDA toolkit",
@@ -200,91 +199,6 @@ def parallel_jobs(cores: int | None) -> int:
     return max(1, jobs // max(1, threads))
 
 
-def _kill_tree(process: subprocess.Popen, grace: float = 10.0) -> None:
-    """Stop a tool and everything it started.
-
-    The tool leads its own process group. SIGTERM goes to the whole group first: Ninja, which
-    runs every compile command in a process group of its own, then stops those commands
-    itself. Whatever is still alive after `grace` seconds is killed.
-    """
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            if sig == signal.SIGKILL:
-                process.kill()
-        try:
-            process.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-class Cancellation:
-    """Stops a running build: kills the tools it started and refuses to start new ones."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self._processes: set[subprocess.Popen] = set()
-        self._lock = threading.Lock()
-
-    def register(self, process: subprocess.Popen) -> None:
-        with self._lock:
-            self._processes.add(process)
-            if self.event.is_set():
-                _kill_tree(process)
-
-    def unregister(self, process: subprocess.Popen) -> None:
-        with self._lock:
-            self._processes.discard(process)
-
-    def cancel(self) -> None:
-        with self._lock:
-            self.event.set()
-            for process in self._processes:
-                _kill_tree(process)
-
-    def check(self) -> None:
-        if self.event.is_set():
-            raise BuildError("interrupted")
-
-
-def run_logged(cmd: list[str], log: Path, *, cwd: Path | None = None, env: dict | None = None, on_line: Callable[[str], None] | None = None,
-               cancel: Cancellation | None = None) -> None:
-    """Run `cmd`, appending its output to `log`; raise BuildError on failure or cancellation."""
-    if cancel is not None:
-        cancel.check()
-    logger.debug("$ %s", shlex.join(cmd))
-    started = time.monotonic()
-    with open(log, "a", encoding="utf-8", errors="replace") as out:
-        out.write(f"\n$ {' '.join(cmd)}\n")
-        out.flush()
-        # A process group of its own: a terminal's Ctrl-C reaches kernel-builder, which stops it.
-        process = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1,
-                                   start_new_session=cancel is not None)
-        if cancel is not None:
-            cancel.register(process)
-        try:
-            assert process.stdout is not None
-            for line in process.stdout:
-                out.write(line)
-                if on_line is not None:
-                    on_line(line)
-            code = process.wait()
-        except BaseException:
-            _kill_tree(process) if cancel is not None else process.kill()
-            process.wait()
-            raise
-        finally:
-            if cancel is not None:
-                cancel.unregister(process)
-    logger.debug("exit code %d after %.2f s: %s", code, time.monotonic() - started, Path(cmd[0]).name)
-    if cancel is not None:
-        cancel.check()
-    if code != 0:
-        raise BuildError(f"`{Path(cmd[0]).name} {cmd[1] if len(cmd) > 1 else ''}` failed (exit code {code})", log)
-
-
 def _drop_stale_cache(binary: Path, tree: Path) -> None:
     """A CMake build folder only works for the source folder it was made for; after the kernel
     directory was moved or copied, start that folder afresh (one full rebuild)."""
@@ -294,6 +208,27 @@ def _drop_stale_cache(binary: Path, tree: Path) -> None:
     match = re.search(r"^CMAKE_HOME_DIRECTORY:INTERNAL=(.*)$", cache.read_text(errors="replace"), re.MULTILINE)
     if match is None or Path(match.group(1)).resolve() != tree.resolve():
         shutil.rmtree(binary)
+
+
+CONFIGURE_ARGS = "kernel-builder-configure.json"
+
+
+def _reset_if_configuration_changed(binary: Path, configure: list[str]) -> None:
+    """Start the CMake build folder afresh when the configure arguments changed (other than the
+    unique id, which changes with every edit outside git and is meant to be updated in place):
+    a cache variable set by an earlier CMAKE_ARGS would otherwise stay set after it is removed."""
+    import json
+
+    wanted = [a for a in configure[1:] if not a.startswith("-DKB_UNIQUE_ID=")]
+    record = binary / CONFIGURE_ARGS
+    try:
+        previous = json.loads(record.read_text())
+    except (OSError, ValueError):
+        previous = None
+    if previous is not None and previous != wanted and binary.is_dir():
+        shutil.rmtree(binary)
+    binary.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(wanted))
 
 
 def _tool_environment(host: Host) -> dict:
@@ -343,7 +278,15 @@ def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDi
             break
     configure += shlex.split(os.environ.get("CMAKE_ARGS", ""))  # extra CMake arguments, last so they win
     env = _tool_environment(host)
-    run_logged(configure, log, env=env, cancel=cancel)
+    _reset_if_configuration_changed(binary, configure)
+    try:
+        run_logged(configure, log, env=env, cancel=cancel)
+    except BuildError:
+        # A failed configure must not poison the next one: CMake would keep what it cached
+        # (a wrong compiler, a failed check) even after the cause is gone.
+        (binary / "CMakeCache.txt").unlink(missing_ok=True)
+        (binary / CONFIGURE_ARGS).unlink(missing_ok=True)
+        raise
 
     def on_line(line: str) -> None:
         match = NINJA_PROGRESS.match(line)
@@ -357,18 +300,35 @@ def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDi
     variant = staging / name
     if not (variant / "metadata.json").is_file():
         raise BuildError(f"the install step did not produce {name}/", log)
+    prune_stale_outputs(binary, ops_name(config, job.variant.backend, job.unique_id))
     return variant
 
 
-def object_files(build_dir: BuildDir, variant: str) -> list[Path]:
-    """The compiled objects of a variant (to say which one references a bad symbol)."""
+def object_files(build_dir: BuildDir, variant: str, target: str | None = None) -> list[Path]:
+    """The compiled objects of a variant's extension `target` (to say which one references a bad symbol)."""
     binary = build_dir.state / "work" / variant / "cmake-build"
-    return sorted(binary.rglob("*.o")) if binary.is_dir() else []
+    if not binary.is_dir():
+        return []
+    base = binary / "CMakeFiles" / f"{target}.dir" if target else binary
+    return sorted(base.rglob("*.o"))
 
 
-def link_map(build_dir: BuildDir, variant: str) -> Path | None:
+def link_map(build_dir: BuildDir, variant: str, target: str | None = None) -> Path | None:
+    """The linker's map of `target` (the current extension: never a stale one of an older id)."""
     binary = build_dir.state / "work" / variant / "cmake-build"
+    if target:
+        path = binary / f"{target}.map"
+        return path if path.is_file() else None
     maps = sorted(binary.glob("*.map")) if binary.is_dir() else []
     return maps[0] if maps else None
 
 
+def prune_stale_outputs(binary: Path, target: str) -> None:
+    """Drop what earlier builds with other ops names left in the CMake build folder (object
+    folders, modules, link maps), so it does not grow with every new unique id."""
+    for entry in (binary / "CMakeFiles").glob("*.dir") if (binary / "CMakeFiles").is_dir() else ():
+        if entry.name != f"{target}.dir" and entry.name.startswith("_"):
+            shutil.rmtree(entry, ignore_errors=True)
+    for entry in binary.glob("_*"):
+        if entry.is_file() and entry.name.split(".", 1)[0] != target and entry.suffix in (".so", ".map", ".dylib", ".pyd"):
+            entry.unlink(missing_ok=True)

@@ -45,7 +45,7 @@ def machine_reason(config: BuildConfig, variant: Variant, system: str) -> str | 
     if variant.is_noarch:
         return None
     if variant.system != system:
-        return f"needs a {variant.system} machine (this one is {system})"
+        return f"must be built on an {variant.system} machine (this one is {system})"
     if variant.kind == "tvm-ffi":
         return "TVM-FFI variants are not built by the local engine yet (they need apache-tvm-ffi and its CMake support)"
     if variant.backend not in BUILDABLE_BACKENDS:

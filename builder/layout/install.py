@@ -93,19 +93,60 @@ class BuildDir:
             shutil.rmtree(path, ignore_errors=True)
 
     def install(self, staged_variant: Path) -> Path:
-        """Move a finished, checked variant folder into build/<name>, replacing the old one."""
+        """Move a finished, checked variant folder into build/<name>, replacing the old one.
+
+        The replacement is one atomic step: renameat2(RENAME_EXCHANGE) swaps the new folder and
+        the old one, so build/<name> never goes missing, whatever happens (a loader running
+        meanwhile sees the old variant or the new one). The old variant, now in the staging
+        folder, is deleted with it; a build killed before that leaves it to recover(). Where the
+        file system cannot exchange, the two renames of old are used (the window between them is
+        repaired by recover()).
+        """
         final = self.root / staged_variant.name
-        aside = None
-        if final.exists():
-            aside = Path(tempfile.mkdtemp(prefix=f"replaced-{final.name}.", dir=self.state))
-            aside.rmdir()
-            os.rename(final, aside)
+        if not final.exists():
+            os.rename(staged_variant, final)  # nothing to replace: a rename is atomic
+            return final
+        if exchange(staged_variant, final):
+            shutil.rmtree(staged_variant, ignore_errors=True)  # the old variant
+            return final
+        aside = Path(tempfile.mkdtemp(prefix=f"replaced-{final.name}.", dir=self.state))
+        aside.rmdir()
+        os.rename(final, aside)
         try:
             os.rename(staged_variant, final)
         except BaseException:
-            if aside is not None:
-                os.rename(aside, final)
+            os.rename(aside, final)
             raise
-        if aside is not None:
-            shutil.rmtree(aside, ignore_errors=True)
+        shutil.rmtree(aside, ignore_errors=True)
         return final
+
+
+AT_FDCWD = -100
+RENAME_EXCHANGE = 2
+SYS_RENAMEAT2 = {"x86_64": 316, "aarch64": 276}
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (renameat2 with RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+    import errno
+    import platform
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return False
+    args = (AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is not None:  # glibc >= 2.28
+        result = renameat2(*args)
+    elif platform.machine() in SYS_RENAMEAT2:
+        result = libc.syscall(SYS_RENAMEAT2[platform.machine()], *args)
+    else:
+        return False
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)):
+        return False
+    raise OSError(code, os.strerror(code), str(a), None, str(b))

@@ -151,11 +151,49 @@ function(kb_add_extension name)
   if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
     target_link_options(${name} PRIVATE "LINKER:--as-needed")
   endif()
+  kb_map_build_paths(${name})
   # The portability policy first: it puts the static C++ runtime ahead of torch's libraries.
   if(COMMAND kb_apply_portability)
     kb_apply_portability(${name})
   endif()
   target_link_libraries(${name} PRIVATE kb_torch)
+endfunction()
+
+# kb_map_build_paths(<target>): where the kernel, the generated tree, the build folder, torch
+# and the CUDA toolkit lie must not reach the binary (__FILE__ in TORCH_CHECK messages and
+# asserts, debug info): each is mapped to a fixed name, so two builds of the same sources in
+# different folders, or by the local and the Nix engine, give identical bytes. GCC applies the
+# last matching map, so the more specific folders (inside the kernel folder) come last.
+function(kb_map_build_paths target)
+  get_filename_component(_site "${KB_TORCH_LIB_DIR}/../.." ABSOLUTE)
+  set(_pairs "${_site}=/site-packages")
+  foreach(_inc IN LISTS Python3_INCLUDE_DIRS)
+    list(APPEND _pairs "${_inc}=/python-include")
+  endforeach()
+  if(KB_BACKEND STREQUAL "cuda" AND CUDAToolkit_BIN_DIR)
+    get_filename_component(_cuda "${CUDAToolkit_BIN_DIR}/.." ABSOLUTE)
+    list(APPEND _pairs "${_cuda}=/cuda")
+  endif()
+  list(APPEND _pairs "${KB_KERNEL_SOURCE_DIR}=/kernel" "${CMAKE_CURRENT_SOURCE_DIR}=/kernel-builder/tree" "${CMAKE_BINARY_DIR}=/kernel-builder/build")
+  # Compilers see normalised absolute paths; map those (and the real path, if a link differs).
+  set(_normalised "")
+  foreach(_pair IN LISTS _pairs)
+    string(FIND "${_pair}" "=/" _eq REVERSE)
+    string(SUBSTRING "${_pair}" 0 ${_eq} _from)
+    math(EXPR _to_start "${_eq} + 1")
+    string(SUBSTRING "${_pair}" ${_to_start} -1 _to)
+    get_filename_component(_abs "${_from}" ABSOLUTE)
+    file(REAL_PATH "${_from}" _real)
+    list(APPEND _normalised "${_abs}=${_to}")
+    if(NOT _real STREQUAL _abs)
+      list(APPEND _normalised "${_real}=${_to}")
+    endif()
+  endforeach()
+  foreach(_pair IN LISTS _normalised)
+    target_compile_options(${target} PRIVATE
+      "$<$<COMPILE_LANGUAGE:C,CXX>:-ffile-prefix-map=${_pair}>"
+      "$<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-ffile-prefix-map=${_pair}>")
+  endforeach()
 endfunction()
 
 # kb_add_section(<target> NAME <n> [SOURCES ...] [INCLUDES ...] [CXX_FLAGS ...] [CUDA_FLAGS ...]
