@@ -9,8 +9,9 @@ Two ways to choose what is built:
 
 Stages per variant: toolchain (fetch + install, once per toolchain, overlapping other variants'
 compilation) → assemble (compile with CMake + Ninja, or copy a Python-only variant) into a
-staging folder → checks (layout, metadata, digest, Python code, the portability gate on every
-binary) → import check (once per toolchain environment for all its variants) → atomic install
+staging folder → checks (layout, metadata, digest, Python code, the portability gate and the
+linkage check on every binary) → import check (once per toolchain environment for all its
+variants, in one process: each must register ops only in its own namespace) → atomic install
 into build/<variant>/. A failed or interrupted build leaves the previous good variant in place
 and no partial folder behind; one failing variant does not stop the others (--fail-fast does).
 A variant whose inputs did not change since it was installed is skipped without starting any
@@ -24,14 +25,15 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .backends.host import Host, detect_host, host_from_environment, this_system
 from .backends.local import Job, build_compiled, build_environment, link_map, object_files, parse_cuda_archs, plan_local, plan_toolchain_job
-from .checks.importcheck import import_check
+from .checks.importcheck import import_check_many
 from .process import Cancellation
 from .checks.layout import Finding, check_variant
 from .checks.python_code import check_source_package, format_registration_report
@@ -66,6 +68,7 @@ class BuildOptions:
     locked: bool = False  # fail when the lock would change
     upgrade: bool = False  # resolve every toolchain again
     fail_fast: bool = False
+    allowed_imports: tuple[str, ...] = ()  # --allow-import: modules the kernel's Python may import besides python-depends
 
     @property
     def host_mode(self) -> bool:
@@ -117,10 +120,43 @@ def choose_backend(requested: str) -> str:
     return "local"
 
 
+# -- debug timing ----------------------------------------------------------------------------
+
+class StageLog:
+    """Passes stage events on to the progress display and logs, at debug level, how long
+    each stage of each variant took."""
+
+    def __init__(self, reporter: Reporter):
+        self.reporter = reporter
+        self._current: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, variant: str, stage: str, done: int | None = None, total: int | None = None) -> None:
+        now = time.monotonic()
+        with self._lock:
+            previous = self._current.get(variant)
+            if previous is None or previous[0] != stage:
+                if previous is not None:
+                    log.debug("%s: %s took %.2f s", variant, previous[0], now - previous[1])
+                self._current[variant] = (stage, now)
+        self.reporter.stage(variant, stage, done, total)
+
+
+@contextmanager
+def _timed(what: str) -> Iterator[None]:
+    """Log at debug level how long the block took."""
+    start = time.monotonic()
+    yield
+    log.debug("%s: %.2f s", what, time.monotonic() - start)
+
+
 # -- checks ----------------------------------------------------------------------------------
 
-def binary_findings(variant_dir: Path, build_dir: BuildDir) -> list[Finding]:
-    """The portability gate on every shared object of a variant."""
+def binary_findings(variant_dir: Path, build_dir: BuildDir, torch_lib_dir: Path | None = None, library_dirs: tuple[Path, ...] = ()) -> list[Finding]:
+    """The portability gate and the linkage check (every undefined symbol provided by a library
+    the module loads from `torch_lib_dir` & co., PyInit_<module> defined) on every shared
+    object of a variant."""
+    from .checks.linkage import check_linkage
     from .checks.portability import check_binary
 
     import json
@@ -133,23 +169,45 @@ def binary_findings(variant_dir: Path, build_dir: BuildDir) -> list[Finding]:
     objects = object_files(build_dir, variant_dir.name, target)
     mapfile = link_map(build_dir, variant_dir.name, target)
     for binary in sorted(variant_dir.rglob("*.so")):
-        for violation in check_binary(binary, objects=objects, link_map=mapfile):
-            findings.append(Finding(variant_dir.name, violation.render()))
+        violations = check_binary(binary, objects=objects, link_map=mapfile)
+        gated = {v.symbol for v in violations if v.symbol}  # e.g. std:: symbols left for another libstdc++: reported once
+        violations += [v for v in check_linkage(binary, torch_lib_dir, extra_library_dirs=library_dirs, objects=objects, link_map=mapfile)
+                       if v.symbol not in gated]
+        findings += [Finding(variant_dir.name, violation.render()) for violation in violations]
     return findings
 
 
-def static_findings(variant_dir: Path, job: Job, build_dir: BuildDir) -> list[Finding]:
-    """Every check that needs no Python process: layout, metadata, digest, code, the gate."""
-    findings = check_variant(variant_dir)
+def _library_dirs(host: Host) -> tuple[Path, ...]:
+    """Library folders besides torch's where a CUDA variant's libraries are found: the toolkit's
+    (with its link stubs, e.g. libcuda.so for the driver)."""
+    if host.cuda is None:
+        return ()
+    return tuple(host.cuda.root / sub for sub in ("lib64", "lib64/stubs", "lib", "lib/stubs"))
+
+
+def static_findings(variant_dir: Path, job: Job, build_dir: BuildDir, host: Host | None = None,
+                    allowed_imports: tuple[str, ...] = ()) -> list[Finding]:
+    """Every check that needs no Python process: layout, metadata, digest, code, the gate, linkage."""
+    name = variant_dir.name
+    with _timed(f"{name}: layout, metadata and Python code checks"):
+        findings = check_variant(variant_dir, extra_imports=frozenset(allowed_imports), code_warnings=False)
     if job.compiled:
-        findings += binary_findings(variant_dir, build_dir)
+        with _timed(f"{name}: portability gate and linkage"):
+            torch_lib = host.torch.dir / "lib" if host is not None and host.torch is not None else None
+            findings += binary_findings(variant_dir, build_dir, torch_lib, _library_dirs(host) if host is not None else ())
     return findings
 
 
-def _check_python_sources(config: BuildConfig, reporter: Reporter) -> None:
+def _check_python_sources(config: BuildConfig, reporter: Reporter, allowed_imports: tuple[str, ...] = ()) -> None:
     """The kernel's Python code is checked once, before anything is built (every variant would
     fail the same way)."""
-    findings = check_source_package(config)
+    for name in allowed_imports:
+        if not name.isidentifier():
+            raise UsageError(f"--allow-import {name!r}: give the top-level module name the code imports (e.g. numpy)")
+    if allowed_imports:
+        log.warning("allowing the kernel's Python code to import %s (--allow-import): the `kernels` loader does not install "
+                    "%s, so this kernel's users must have it installed", ", ".join(allowed_imports), "it" if len(allowed_imports) == 1 else "them")
+    findings = check_source_package(config, frozenset(allowed_imports))
     errors = [f for f in findings if not f.warning]
     for finding in findings:
         if finding.warning:
@@ -162,6 +220,16 @@ def _check_python_sources(config: BuildConfig, reporter: Reporter) -> None:
         lines.append(format_registration_report(registrations, config.root))
     lines += [f.render(config.root) for f in errors if f.rule != "registration"]
     raise UsageError(f"the Python code of {config.general.name} would not work once loaded:\n" + "\n".join(lines))
+
+
+def _check_registration_sources(config: BuildConfig) -> None:
+    """Literal op namespaces in the C++ sources are refused before anything is compiled."""
+    from .checks.registration_source import check_registration_sources
+
+    findings = check_registration_sources(config)
+    if findings:
+        raise UsageError(f"the C++ sources of {config.general.name} register ops outside the build's namespace:\n"
+                         + "\n".join(f.render(config.root) for f in findings))
 
 
 # -- planning --------------------------------------------------------------------------------
@@ -264,10 +332,11 @@ class _Run:
         self.resources, self.targets, self.uid, self.prov = resources, targets, uid, prov
         self.cancel = Cancellation()
         self.failed = threading.Event()
+        self.stage = StageLog(reporter)  # stage events, with each stage's time at debug level
 
     def fail_result(self, unit: Unit, start: float, exc: KernelBuilderError, log_path: Path | None, job: Job | None = None) -> VariantResult:
         interrupted = self.cancel.event.is_set() and not self.failed.is_set()
-        self.reporter.stage(unit.name, "interrupted" if interrupted else "failed")
+        self.stage(unit.name, "interrupted" if interrupted else "failed")
         message = str(exc)
         if isinstance(exc, BuildError) and exc.log is not None and not interrupted:  # a tool failed: show its last words
             tail = exc.log.read_text(errors="replace").splitlines()[-25:]
@@ -275,7 +344,7 @@ class _Run:
         if self.options.fail_fast:
             self.failed.set()
             self.cancel.cancel()
-        return VariantResult(unit.name, "failed", round(time.monotonic() - start, 1), log=str(log_path) if log_path else None, error=message,
+        return VariantResult(unit.name, "interrupted" if interrupted else "failed", round(time.monotonic() - start, 1), log=str(log_path) if log_path else None, error=message,
                              cuda_archs=job.cuda_archs if job else {}, toolchain=unit.toolchain.key if unit.toolchain else None)
 
     def build_group(self, units: list[Unit], host: Host) -> list[VariantResult]:
@@ -301,14 +370,14 @@ class _Run:
                         jobs, threads = self.resources.nvcc_for(largest) if job.variant.backend == "cuda" else (self.resources.cores, None)
                         log.debug("%s: %d compile job(s)%s", unit.name, jobs, f", nvcc --threads={threads}" if threads else "")
                         staged_dir = build_compiled(self.config, job, host, self.build_dir, staging, log_path, provenance=self.prov, cores=jobs,
-                                                    report=self.reporter.stage, cancel=self.cancel, nvcc_threads=threads)
+                                                    report=self.stage, cancel=self.cancel, nvcc_threads=threads)
                     else:
-                        self.reporter.stage(unit.name, "assemble")
+                        self.stage(unit.name, "assemble")
                         staged_dir = assemble_noarch(self.config, job.variant.backend, job.unique_id, self.prov, staging, unit.name)
                     if self.options.legacy_subpackage:
                         add_legacy_subpackage(self.config, staged_dir)
-                    self.reporter.stage(unit.name, "checks")
-                    findings = static_findings(staged_dir, job, self.build_dir)
+                    self.stage(unit.name, "checks")
+                    findings = static_findings(staged_dir, job, self.build_dir, host, self.options.allowed_imports)
                     self._log_findings(log_path, findings)
                     errors = [f.render() for f in findings if not f.warning]
                     if errors:
@@ -329,7 +398,7 @@ class _Run:
                     self.cancel.check()
                     final = self.build_dir.install(staged_dir)
                     stamp.write_stamp(self.build_dir.state, final, unit.fingerprint)
-                    self.reporter.stage(unit.name, "done")
+                    self.stage(unit.name, "done")
                     results[unit.name] = VariantResult(unit.name, "built", round(time.monotonic() - start, 1), path=str(final), log=str(log_path),
                                                        warnings=warnings, cuda_archs=job.cuda_archs, toolchain=unit.toolchain.key if unit.toolchain else None)
                 except KernelBuilderError as exc:
@@ -337,14 +406,15 @@ class _Run:
         return [results[u.name] for u in units]
 
     def _import_checks(self, host: Host, staged: list) -> dict[str, Finding | None]:
-        """Load every staged variant of one environment with the real loader (one process per variant today)."""
-        found: dict[str, Finding | None] = {}
-        for unit, job, staged_dir, log_path, start, warnings in staged:
-            if self.cancel.event.is_set():
-                break
-            self.reporter.stage(unit.name, "import")
-            found[unit.name] = import_check(host.python, staged_dir)
-        return found
+        """Load every staged variant of one environment with the real loader, in one process
+        (checks/importcheck.py: each variant's registrations compared before and after it)."""
+        if self.cancel.event.is_set() or not staged:
+            return {}
+        for unit, *_ in staged:
+            self.stage(unit.name, "import")
+        with _timed(f"import check of {len(staged)} variant(s) in {host.python}"):
+            found = import_check_many(host.python, [staged_dir for _, _, staged_dir, *_ in staged])
+        return {unit.name: found.get(staged_dir) for unit, _, staged_dir, *_ in staged}
 
     @staticmethod
     def _log_findings(log_path: Path, findings: list[Finding]) -> None:
@@ -366,19 +436,24 @@ def run_build(kernel_dir: Path, options: BuildOptions, reporter: Reporter) -> Bu
     """Build the selected variants of the kernel in `kernel_dir` (see the module docstring)."""
     began = time.monotonic()
     kernel_dir = Path(kernel_dir)
-    config = load_config(kernel_dir)
+    with _timed(f"read and validated {kernel_dir / 'build.toml'}"):
+        config = load_config(kernel_dir)
     choose_backend(options.backend)
     build_environment()  # MAX_JOBS, NVCC_THREADS and CMAKE_ARGS: bad values are bad input, found first
-    _check_python_sources(config, reporter)
+    with _timed("checked the kernel's Python code and op registrations"):
+        _check_python_sources(config, reporter, options.allowed_imports)
+        _check_registration_sources(config)
     targets = parse_cuda_archs(options.cuda_archs if options.cuda_archs is not None else os.environ.get("KERNEL_BUILDER_CUDA_ARCHS"))
     from .provenance import provenance, unique_id
 
-    if options.host_mode:
-        uid = unique_id(config, options.unique_id)
-        planned = _plan_host(config, options, targets, uid)
-    else:
-        uid = None
-        planned = _plan_matrix(config, options, targets)
+    with _timed("planned the build"):
+        if options.host_mode:
+            uid = unique_id(config, options.unique_id)
+            planned = _plan_host(config, options, targets, uid)
+        else:
+            uid = None
+            planned = _plan_matrix(config, options, targets)
+    log.debug("variants to build: %s", ", ".join(u.name for u in planned.units) or "none")
     for note in planned.notes:
         reporter.note("note: " + note)
     for name, reason in sorted(planned.unreachable.items()):
@@ -486,6 +561,7 @@ def build_variant_into(kernel_dir: Path, variant_name: str, toolchain_dir: Path,
     config = load_config(kernel_dir)
     reporter = reporter or Reporter(quiet=True)
     _check_python_sources(config, reporter)
+    _check_registration_sources(config)
     (variant,) = select_variants(config, load_matrix(), Selection(names=(variant_name,))).variants
     host = host_from_environment(read_environment(toolchain_dir))
     targets = parse_cuda_archs(cuda_archs)

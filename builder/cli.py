@@ -1,7 +1,8 @@
 """The `kernel-builder` command line: thin wrappers over the pipeline modules.
 
 Every expected failure is a KernelBuilderError, printed as one clear message with its exit
-code (2 for bad input, 1 for a failed build or check); no traceback unless --debug.
+code (2 for bad input, 1 for a failed build or check), never a traceback. `-v/--verbose`
+(before or after the command) or KERNEL_BUILDER_DEBUG=1 adds debug messages.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ DIR_ARG = click.argument("kernel_dir", default=".", type=click.Path(path_type=Pa
 
 class _StderrHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
-        prefix = {logging.WARNING: "warning: ", logging.ERROR: "error: "}.get(record.levelno, "")
+        prefix = {logging.DEBUG: "debug: ", logging.WARNING: "warning: ", logging.ERROR: "error: "}.get(record.levelno, "")
         click.echo(prefix + record.getMessage(), err=True)
 
 
@@ -35,6 +36,30 @@ def _setup_logging(verbose: bool) -> None:
     log.handlers[:] = [_StderrHandler()]
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
     log.propagate = False
+
+
+def debug_from_environment() -> bool:
+    """KERNEL_BUILDER_DEBUG=1 (any value but empty, 0, false, no, off) turns on debug messages."""
+    return os.environ.get("KERNEL_BUILDER_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _enable_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        _setup_logging(True)
+    return value
+
+
+class _MainGroup(click.Group):
+    """Every command also takes `-v/--verbose`, so it works before and after the command name
+    (subgroups such as `toolchains` are of this class too, and so are their commands)."""
+
+    group_class = type  # click: @main.group(...) makes a _MainGroup
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not any("--verbose" in getattr(p, "opts", ()) for p in cmd.params):
+            cmd.params.append(click.Option(["-v", "--verbose"], is_flag=True, expose_value=False, callback=_enable_debug,
+                                           help="Print debug messages: the commands run and how long each stage took."))
+        super().add_command(cmd, name)
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -127,16 +152,16 @@ def _selection(variants, torch_versions, backend_types, latest, include_all):
     return Selection(names=tuple(variants), torch=tuple(torch_versions), backend_types=tuple(backend_types), latest=latest, include_optional=include_all)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=_MainGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="kernel-builder")
-@click.option("-v", "--verbose", is_flag=True, help="Print more detail (commands run, debug messages).")
+@click.option("-v", "--verbose", is_flag=True, help="Print debug messages: the commands run and how long each stage took.")
 def main(verbose: bool) -> None:
     """Build PyTorch compute kernels described by build.toml into Hub-ready variants.
 
     A kernel directory holds build.toml, its C++/CUDA sources and the Python package in
     torch-ext/<module>/. Commands take that directory (default: the current one).
     """
-    _setup_logging(verbose or bool(os.environ.get("KERNEL_BUILDER_DEBUG")))
+    _setup_logging(verbose or debug_from_environment())
     # SIGTERM (a CI timeout, `kill`) stops a build like Ctrl-C: cleanly, keeping build/ intact.
     signal.signal(signal.SIGTERM, _raise_interrupt)
 
@@ -297,12 +322,15 @@ def clean_pyproject(kernel_dir: Path, force: bool, dry_run: bool) -> None:
 @click.option("--locked", is_flag=True, help="Fail if kernel-builder.lock.json would change.")
 @click.option("--upgrade", is_flag=True, help="Resolve every toolchain again (newest matching releases).")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failing variant.")
+@click.option("--allow-import", "allow_imports", metavar="NAME", multiple=True,
+              help="Let the kernel's Python code import NAME (e.g. numpy), which the loader does not install; repeatable.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors and the result.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout (for CI).")
 @handle_errors
 def build(kernel_dir: Path, variants, torch_versions, backend_types, latest, include_all, host_mode: bool, python: Path | None, backend: str,
           max_jobs: int | None, cores: int | None, cuda_archs: str | None, unique_id: str | None, legacy_subpackage: bool, no_import_check: bool,
-          index_url, extra_index_urls, find_links, torch_index, frozen: bool, locked: bool, upgrade: bool, fail_fast: bool, quiet: bool, as_json: bool) -> None:
+          index_url, extra_index_urls, find_links, torch_index, frozen: bool, locked: bool, upgrade: bool, fail_fast: bool,
+          allow_imports: tuple[str, ...], quiet: bool, as_json: bool) -> None:
     """Build the kernel's variants into build/<variant>/.
 
     By default: every required variant of the matrix that applies to the kernel and that this
@@ -319,7 +347,7 @@ def build(kernel_dir: Path, variants, torch_versions, backend_types, latest, inc
     options = BuildOptions(backend=backend, selection=_selection(variants, torch_versions, backend_types, latest, include_all), host=host_mode,
                            python=python, max_jobs=max_jobs, cores=cores, cuda_archs=cuda_archs, unique_id=unique_id, legacy_subpackage=legacy_subpackage,
                            import_check=not no_import_check, indexes=_indexes(index_url, extra_index_urls, find_links, torch_index), frozen=frozen,
-                           locked=locked, upgrade=upgrade, fail_fast=fail_fast)
+                           locked=locked, upgrade=upgrade, fail_fast=fail_fast, allowed_imports=tuple(dict.fromkeys(allow_imports)))
     reporter = Reporter(quiet=quiet or as_json)
     report = run_build(kernel_dir, options, reporter)
     if as_json:
@@ -518,18 +546,25 @@ def hash_variants(kernel_dir: Path) -> None:
     from .checks.layout import require_variants
     from .layout.metadata import write_metadata
 
+    from .errors import CheckError
+
     base, variants = require_variants(kernel_dir)
     for variant in variants:
-        metadata = json.loads((variant / "metadata.json").read_text())
-        metadata.pop("digest", None)
-        data = write_metadata(variant, metadata)
+        try:
+            metadata = json.loads((variant / "metadata.json").read_text())
+            metadata.pop("digest", None)
+            data = write_metadata(variant, metadata)
+        except (OSError, ValueError, AttributeError) as exc:  # unreadable, not JSON or not an object, a bad kernels-minver
+            raise CheckError(f"{variant / 'metadata.json'}: {exc}") from None
         click.echo(f"{variant}: {len(data['digest']['files'])} files")
 
 
 @main.command("check-builds")
 @DIR_ARG
+@click.option("--allow-import", "allow_imports", metavar="NAME", multiple=True,
+              help="Accept imports of NAME in the kernel's Python code, as `build --allow-import`; repeatable.")
 @handle_errors
-def check_builds(kernel_dir: Path) -> None:
+def check_builds(kernel_dir: Path, allow_imports: tuple[str, ...]) -> None:
     """Check built variants (result/, build/ or DIR): name, metadata.json, digest, extension,
     ops namespace, relative imports and add_op_namespace_prefix use. Exit code 1 on a problem."""
     from .checks.layout import check_variant, require_variants
@@ -538,7 +573,7 @@ def check_builds(kernel_dir: Path) -> None:
     base, variants = require_variants(kernel_dir)
     failed = 0
     for variant in variants:
-        findings = check_variant(variant, base=base)
+        findings = check_variant(variant, base=base, extra_imports=frozenset(allow_imports))
         errors = [f for f in findings if not f.warning]
         failed += bool(errors)
         click.echo(f"{'FAIL' if errors else 'ok  '} {variant.name}")

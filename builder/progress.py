@@ -1,4 +1,8 @@
-"""Progress of a build: a live table on a terminal, plain lines otherwise, nothing with --quiet."""
+"""Progress of a build: a live table on a terminal, plain lines otherwise, nothing with --quiet.
+
+Messages are printed as given: no rich markup (a `[torch]` in a message stays), and no line
+breaks inserted at the console width (a pipe or a CI log gets each message on one line).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,9 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+
+
+FINAL_STAGES = ("done", "failed", "interrupted")
 
 
 @dataclass
@@ -25,7 +32,7 @@ class Reporter:
     """Receives `stage(variant, stage, done, total)` events from the build."""
 
     def __init__(self, *, quiet: bool = False, live: bool | None = None, stream=None):
-        self.console = Console(file=stream or sys.stderr)
+        self.console = Console(file=stream or sys.stderr, soft_wrap=True)
         self.quiet = quiet
         self.live_enabled = (self.console.is_terminal if live is None else live) and not quiet
         self.rows: dict[str, _Row] = {}
@@ -56,15 +63,15 @@ class Reporter:
             row = self.rows.setdefault(variant, _Row())
             changed = row.stage != stage
             row.stage, row.done, row.total = stage, done, total
-            if stage in ("done", "failed"):
+            if stage in FINAL_STAGES:
                 row.finished = time.monotonic()
         if changed and not self.live_enabled and not self.quiet:
-            self.console.print(f"{variant}: {stage}", highlight=False)
+            self.console.print(f"{variant}: {stage}", highlight=False, markup=False)
         self._refresh()
 
     def note(self, message: str) -> None:
         if not self.quiet:
-            self.console.print(message, highlight=False)
+            self.console.print(message, highlight=False, markup=False)
 
     def waiting(self, lock) -> None:
         self.note(f"waiting for another build of this kernel to finish ({lock})")
@@ -85,7 +92,7 @@ class Reporter:
                 stage = row.stage
                 if stage == "compile" and row.total:
                     stage = f"compile {row.done}/{row.total}"
-                style = {"done": "green", "failed": "red"}.get(row.stage, "")
+                style = {"done": "green", "failed": "red", "interrupted": "yellow"}.get(row.stage, "")
                 took = (row.finished or now) - row.started
                 table.add_row(name, f"[{style}]{stage}[/]" if style else stage, f"{took:5.0f}s")
         return table

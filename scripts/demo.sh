@@ -25,3 +25,16 @@ print(f"loaded {relu.__name__} from {Path(relu.__file__).parent}")
 print("relu(x) == torch.relu(x):", torch.equal(relu.relu(x), torch.relu(x)))
 PY
 python -m pytest -q examples/relu/tests
+
+# What to try next (kernel-builder lives in .venv/bin, which is not on PATH outside this script).
+cat <<'NEXT'
+
+The demo worked. kernel-builder is installed in .venv/bin; put it on your PATH and try it:
+
+  source .venv/bin/activate
+  kernel-builder build examples/relu --host -v  # for this Python's torch, with each command and stage time
+  kernel-builder list-variants examples/relu    # the variants this kernel gets from the matrix
+  kernel-builder check-builds examples/relu     # check the built variants again
+
+Then write your own kernel: docs/writing-kernels.md.
+NEXT

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Install everything and run the test suite (what CI runs).
 #
+# It installs, and says so as it goes:
+#   .venv        torch 2.13 (CPU), kernel-builder (editable) and the test dependencies (setup-env.sh)
+#   .venv-cu130  torch 2.11 for CUDA 13.0, when a CUDA 13.0 toolkit is present
+#   nix-bin      Debian's Nix, system-wide with apt-get, when running as root without `nix`
+#
 # Besides .venv (torch 2.13 CPU), a second environment .venv-cu130 holds the CUDA 13.0 build
 # of torch 2.11 from PyPI, without its runtime libraries: enough to compile and link CUDA
 # variants on a machine without a GPU. It is made only when a CUDA 13.0 toolkit is present
@@ -8,6 +13,8 @@
 # As root with apt-get, Debian's nix-bin is installed for the Nix tests (KB_NO_NIX=1 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+say() { echo "test.sh: $*" >&2; }
+say "setting up .venv (torch 2.13 CPU, kernel-builder, test dependencies)"
 scripts/setup-env.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
@@ -16,11 +23,14 @@ if [ -z "${CUDA_HOME:-}" ] && [ -x /usr/local/cuda-13.0/bin/nvcc ]; then
 fi
 if [ -z "${KB_NO_CUDA_BUILDS:-}" ] && [ -n "${CUDA_HOME:-}" ] && [ -x "$CUDA_HOME/bin/nvcc" ]; then
     [ -x .venv-cu130/bin/python ] || python -m venv .venv-cu130
-    .venv-cu130/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None)" 2>/dev/null \
-        || .venv-cu130/bin/python -m pip install -q --no-deps torch==2.11.0
+    if ! .venv-cu130/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None)" 2>/dev/null; then
+        say "installing torch 2.11 for CUDA 13.0 (without its runtime libraries) into .venv-cu130, for CUDA builds without a GPU"
+        .venv-cu130/bin/python -m pip install -q --no-deps torch==2.11.0
+    fi
     export KB_TEST_CUDA_PYTHON="$PWD/.venv-cu130/bin/python"
     # cuobjdump (to list the architectures in a binary): a 300 kB wheel where the toolkit lacks it.
     if [ ! -x "$CUDA_HOME/bin/cuobjdump" ]; then
+        say "installing nvidia-cuda-cuobjdump into .venv-cu130 (the toolkit at $CUDA_HOME has no cuobjdump)"
         .venv-cu130/bin/python -m pip install -q --no-deps nvidia-cuda-cuobjdump
         export KB_CUOBJDUMP="$(.venv-cu130/bin/python -c 'import importlib.util, pathlib; s = importlib.util.find_spec("nvidia"); print(next(pathlib.Path(p) / "cu13" / "bin" / "cuobjdump" for p in s.submodule_search_locations))')"
     fi
@@ -28,6 +38,7 @@ fi
 
 # Real Nix for the Nix tests (offline evaluation): Debian's nix-bin, when we may install it.
 if [ -z "${KB_NO_NIX:-}" ] && ! command -v nix >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing Debian's nix-bin system-wide (apt-get) for the Nix tests; KB_NO_NIX=1 skips it"
     { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nix-bin; } >/dev/null 2>&1 \
         || echo "warning: could not install nix-bin; the Nix tests will be skipped" >&2
 fi

@@ -21,7 +21,7 @@ from kernel_builder.standalone.archs import (
     select_rocm_archs,
 )
 
-DEFAULT_13_0 = ["7.5", "8.0", "8.6", "8.7", "8.9", "9.0", "10.0", "11.0", "12.0", "12.1+PTX"]
+DEFAULT_13_0 = ["7.5", "8.0", "8.6", "8.7", "8.9", "9.0", "10.0", "10.3", "11.0", "12.0", "12.1+PTX"]
 DEFAULT_12_8 = ["7.0", "7.2", "7.5", "8.0", "8.6", "8.7", "8.9", "9.0", "10.0", "10.1", "12.0+PTX"]
 DEFAULT_OLDER = ["7.0", "7.2", "7.5", "8.0", "8.6", "8.7", "8.9", "9.0+PTX"]
 
@@ -41,6 +41,14 @@ def test_loose_intersection_drops_unsupported_and_uncovered(toolkit):
 
 def test_defaults_under_cuda_13():
     assert select_cuda_archs("relu", "13.0", None) == DEFAULT_13_0
+
+
+def test_sm103_is_a_cuda_13_target():
+    # 10.3a was silently dropped while 10.3 was not a default target (upstream kernels#720).
+    assert select_cuda_archs("gemm", "13.0", ["10.3a"]) == ["10.3a"]
+    assert select_cuda_archs("gemm", "13.0", ["10.0", "10.3a"]) == ["10.0", "10.3a"]
+    # A plain 10.0 request still covers 10.3 (same major) without a second entry.
+    assert select_cuda_archs("gemm", "13.0", ["10.0"]) == ["10.0"]
 
 
 def test_defaults_under_cuda_12_6():

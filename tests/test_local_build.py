@@ -169,7 +169,7 @@ def test_interrupted_build_leaves_no_partial_variant(built_relu, tmp_path):
     shutil.rmtree(kernel / "build" / host_variant())
     # Force a full recompile so the build is still running when we interrupt it.
     shutil.rmtree(kernel / "build" / ".kernel-builder" / "work")
-    process = subprocess.Popen([sys.executable, "-m", "kernel_builder", "build", "--host", str(kernel), "--unique-id", "first", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-m", "kernel_builder", "build", "--host", str(kernel), "--unique-id", "first"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     import time
 
     deadline = time.monotonic() + 120
@@ -178,6 +178,9 @@ def test_interrupted_build_leaves_no_partial_variant(built_relu, tmp_path):
     process.send_signal(2)  # SIGINT, as Ctrl-C
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
+    # The variant's stage is `interrupted`, not `failed` (nothing failed), and so is the result.
+    assert f"{host_variant()}: interrupted" in err.splitlines() and err.splitlines()[-1] == "interrupted", err
+    assert "failed" not in err, err
     assert not (kernel / "build" / host_variant()).exists()
     state = kernel / "build" / ".kernel-builder"
     assert not [p for p in state.iterdir() if p.name.startswith(("staging-", "replaced-"))]

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import rules
-from ..standalone.metadata import compute_digest
+from ..standalone.metadata import MINVER_RE, compute_digest
 from ..standalone.naming import parse_variant
 from .python_code import format_registration_report, scan_package
 
 EXTENSION_SUFFIXES = (".so", ".pyd", ".dylib")
 ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+FULL_COMMIT_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 METADATA_BACKENDS = ("cpu", "cuda", "rocm", "xpu", "metal", "cann", "neuron", "tpu")
 
 
@@ -92,6 +93,14 @@ def _check_metadata(variant: Path, where: str) -> tuple[dict | None, list[Findin
         findings.append(Finding(where, "metadata.json: version is negative"))
     if data["backend"].get("type") not in METADATA_BACKENDS:
         findings.append(Finding(where, f"metadata.json: backend.type {data['backend'].get('type')!r} is unknown"))
+    minver = data.get("kernels-minver")
+    if minver is not None and not (isinstance(minver, str) and MINVER_RE.match(minver)):
+        findings.append(Finding(where, f"metadata.json: kernels-minver {minver!r} is not a three-part version (X.Y.Z); the loader refuses it"))
+    provenance = data.get("provenance")
+    for part in ("kernel-builder", "kernel"):
+        commit = provenance.get(part, {}).get("commit") if isinstance(provenance, dict) and isinstance(provenance.get(part), dict) else None
+        if commit is not None and not (isinstance(commit, str) and FULL_COMMIT_RE.match(commit)):
+            findings.append(Finding(where, f"metadata.json: provenance.{part}.commit {commit!r} is not a full commit id (40 or 64 hex digits); the loader refuses it"))
     known = {dep for scope in rules.python_dependencies().values() for dep in scope}
     for dep in data["python-depends"]:
         if dep not in known:
@@ -108,8 +117,14 @@ def _check_metadata(variant: Path, where: str) -> tuple[dict | None, list[Findin
     return data, findings
 
 
-def check_variant(variant: Path, *, base: Path | None = None) -> list[Finding]:
-    """Every layout rule for one variant folder."""
+def check_variant(variant: Path, *, base: Path | None = None, extra_imports: frozenset[str] = frozenset(),
+                  code_warnings: bool = True) -> list[Finding]:
+    """Every layout rule for one variant folder.
+
+    `extra_imports`: modules the Python code may import besides the declared python-depends
+    (`--allow-import`). `code_warnings=False` leaves out the Python code's warnings (a build
+    has reported them for the source package already).
+    """
     variant = Path(variant)
     where = str(variant.relative_to(base)) if base and variant.is_relative_to(base) else str(variant)
     parsed = parse_variant(variant.name)
@@ -138,7 +153,9 @@ def check_variant(variant: Path, *, base: Path | None = None) -> list[Finding]:
             findings.append(Finding(where, "no _ops.py"))
         elif data["id"] not in ops.read_text(errors="replace"):
             findings.append(Finding(where, f"_ops.py does not use the ops namespace {data['id']}"))
-    code = scan_package(variant, python_name, allowed_imports(data["python-depends"]))
+    code = scan_package(variant, python_name, allowed_imports(data["python-depends"]) | extra_imports)
+    if not code_warnings:
+        code = [f for f in code if not f.warning]
     registrations = [f for f in code if f.rule == "registration"]
     if registrations:
         findings.append(Finding(where, format_registration_report(registrations, variant)))

@@ -7,7 +7,10 @@
 - Imports: the package is loaded under its unique module id, not its name, so it must import
   itself relatively. Other imports must be the standard library, torch (with triton, which
   torch's GPU wheels ship), or a declared python-depends. Imports that are optional (inside a
-  function, a try/except ImportError, or `if TYPE_CHECKING:`) are reported as warnings.
+  function, a try/except ImportError, or `if TYPE_CHECKING:`) are reported as warnings. The
+  `kernels` loader installs nothing else (it refuses numpy in python-depends), so any other
+  import is an error unless the author allows it by name (`build --allow-import numpy`): then
+  the kernel's users must have that package themselves.
 """
 
 from __future__ import annotations
@@ -70,13 +73,19 @@ class _ImportVisitor(ast.NodeVisitor):
         self.imports: list[tuple[str, int, bool]] = []  # (top-level name, line, optional)
         self._optional = 0
 
-    def _guarded(self, node: ast.AST) -> None:
+    def _guarded(self, node: ast.AST, *, children_only: bool = False) -> None:
+        """Visit `node` (or only its children) with every import in it marked optional."""
         self._optional += 1
-        self.generic_visit(node)
-        self._optional -= 1
+        try:
+            if children_only:
+                self.generic_visit(node)
+            else:
+                self.visit(node)  # the node itself: an Import statement is visited too
+        finally:
+            self._optional -= 1
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        self._guarded(node)
+        self._guarded(node, children_only=True)
 
     visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
 
@@ -95,7 +104,7 @@ class _ImportVisitor(ast.NodeVisitor):
 
     def visit_If(self, node: ast.If) -> None:
         if _callee_name(node.test) == "TYPE_CHECKING":
-            self._guarded(node)
+            self._guarded(node, children_only=True)
         else:
             self.generic_visit(node)
 
@@ -109,6 +118,7 @@ class _ImportVisitor(ast.NodeVisitor):
 
 
 def import_findings(path: Path, tree: ast.Module, python_name: str, allowed: frozenset[str]) -> list[CodeFinding]:
+    """Absolute imports of anything but the standard library, torch/triton and `allowed`."""
     visitor = _ImportVisitor()
     visitor.visit(tree)
     found = []
@@ -118,9 +128,7 @@ def import_findings(path: Path, tree: ast.Module, python_name: str, allowed: fro
         elif name in sys.stdlib_module_names or name == "__future__" or name in ALWAYS_ALLOWED or name in allowed:
             continue
         else:
-            found.append(
-                CodeFinding(path, line, "import", f"imports {name!r}, which is not the standard library, torch or a declared python-depends", warning=optional)
-            )
+            found.append(CodeFinding(path, line, "import", _foreign_import_message(name), warning=optional))
     return found
 
 
@@ -130,6 +138,12 @@ def export_findings(path: Path, tree: ast.Module) -> list[CodeFinding]:
     if any(not isinstance(node, ast.Pass) and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)) for node in tree.body):
         return []
     return [CodeFinding(path, 1, "exports", "__init__.py is empty: the kernel exports nothing; import or define its functions there (e.g. `from ._ops import ops`)", warning=True)]
+
+
+def _foreign_import_message(name: str) -> str:
+    return (f"imports {name!r}, which is not the standard library, torch or a declared python-depends; the `kernels` "
+            f"loader installs none other, so if this kernel's users will have it installed, allow it with "
+            f"`--allow-import {name}`")
 
 
 def scan_package(package_dir: Path, python_name: str, allowed_imports: frozenset[str] = frozenset()) -> list[CodeFinding]:
@@ -150,16 +164,18 @@ def scan_package(package_dir: Path, python_name: str, allowed_imports: frozenset
     return findings
 
 
-def check_source_package(config) -> list[CodeFinding]:
+def check_source_package(config, extra_imports: frozenset[str] = frozenset()) -> list[CodeFinding]:
     """Both checks on the kernel's own Python package, before anything is built.
 
-    Errors are returned; the caller reports them with paths relative to the kernel directory.
+    `extra_imports`: top-level modules the author allowed besides the declared python-depends
+    (`--allow-import`). Errors are returned; the caller reports them with paths relative to
+    the kernel directory.
     """
     from .layout import allowed_imports
 
     g = config.general
     declared = [dep for backend in g.backends for dep in g.python_depends_for(backend)]
-    return scan_package(config.root / config.python_package_dir, g.python_name, allowed_imports(declared))
+    return scan_package(config.root / config.python_package_dir, g.python_name, allowed_imports(declared) | extra_imports)
 
 
 def format_registration_report(findings: list[CodeFinding], root: Path | None = None) -> str:

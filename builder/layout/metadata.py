@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from ..config.model import BuildConfig, KernelDependency
-from ..standalone.metadata import compute_digest, write_metadata
+import functools
+import json
+from pathlib import Path
 
-__all__ = ["compute_digest", "metadata_template", "ops_name", "write_metadata"]
+from ..config.model import BuildConfig, KernelDependency
+from ..standalone.metadata import compute_digest, version_tuple, write_metadata
+
+__all__ = ["compute_digest", "kernels_minver", "metadata_template", "ops_name", "write_metadata"]
+
+MINVER_FILE = Path(__file__).resolve().parents[1] / "data" / "kernels-minver.json"
 
 
 def ops_name(config: BuildConfig, backend: str, unique_id: str) -> str:
@@ -22,10 +28,31 @@ def _kernel_dep(dep: KernelDependency) -> dict:
     return entry
 
 
+@functools.cache
+def _minver_table() -> dict:
+    return json.loads(MINVER_FILE.read_text())
+
+
+def kernels_minver(config: BuildConfig, backend: str) -> str:
+    """The oldest `kernels` release (X.Y.Z) that loads this kernel's variant for `backend`,
+    from the features it uses (builder/data/kernels-minver.json)."""
+    table = _minver_table()
+    needed = [table["baseline"]]
+    g = config.general
+    if g.kernel_depends_for(backend):
+        needed.append(table["kernel-depends"])
+    if config.framework.stable_abi_for(backend) is not None:
+        needed.append(table["torch-stable-abi"])
+    if backend in table["backends"]:
+        needed.append(table["backends"][backend])
+    needed += [table["python-depends"][dep] for dep in g.python_depends_for(backend) if dep in table["python-depends"]]
+    return max(needed, key=version_tuple)
+
+
 def metadata_template(config: BuildConfig, backend: str, provenance: dict, *, archs: list[str] | None = None) -> dict:
     """metadata.json without `id`, compiled `archs` and `digest` (added when installing)."""
     g = config.general
-    data: dict = {"name": g.name, "version": g.version, "license": g.license}
+    data: dict = {"name": g.name, "version": g.version, "kernels-minver": kernels_minver(config, backend), "license": g.license}
     if g.upstream:
         data["upstream"] = g.upstream
     if g.source:

@@ -36,7 +36,8 @@ KNOWN_CUDA_ARCHS = {
 DEFAULT_CUDA_ARCHS = {
     (11, 8): "7.0 7.2 7.5 8.0 8.6 8.7 8.9 9.0+PTX",
     (12, 8): "7.0 7.2 7.5 8.0 8.6 8.7 8.9 9.0 10.0 10.1 12.0+PTX",
-    (13, 0): "7.5 8.0 8.6 8.7 8.9 9.0 10.0 11.0 12.0 12.1+PTX",
+    # 10.3 (B300) joined the CUDA >= 13 list upstream with nvcc 13's sm_103 (kernels#783).
+    (13, 0): "7.5 8.0 8.6 8.7 8.9 9.0 10.0 10.3 11.0 12.0 12.1+PTX",
 }
 ROCM_ARCHS = "gfx906 gfx908 gfx90a gfx942 gfx950 gfx1030 gfx1100 gfx1101 gfx1200 gfx1201".split()
 

@@ -14,9 +14,17 @@ import base64
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 DIGEST_SKIP_TOP = ("metadata.json", "metadata.json.sigstore")
+# `kernels-minver` must have three parts: the loader fails to parse "0.17" (and refuses the kernel).
+MINVER_RE = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """(0, 17, 0) for "0.17.0"."""
+    return tuple(int(part) for part in version.split("."))
 
 
 def _digest_files(variant: Path) -> dict[str, str]:
@@ -42,10 +50,14 @@ def compute_digest(variant: Path | str) -> dict:
 def write_metadata(variant: Path | str, metadata: dict, *, archs: list[str] | None = None) -> dict:
     """Write `<variant>/metadata.json` from `metadata`, adding compiled archs and the digest.
 
-    The digest is computed last, over the final contents of the folder.
+    The digest is computed last, over the final contents of the folder. A `kernels-minver`
+    that is not X.Y.Z is refused (ValueError).
     """
     variant = Path(variant)
     data = dict(metadata)
+    minver = data.get("kernels-minver")
+    if minver is not None and not (isinstance(minver, str) and MINVER_RE.match(minver)):
+        raise ValueError(f"kernels-minver {minver!r} is not a three-part version (X.Y.Z): the kernels loader would refuse it")
     if archs is not None:
         backend = dict(data.get("backend", {}))
         backend["archs"] = sorted(set(archs))
