@@ -266,7 +266,7 @@ class Planned:
 
 def _stamp_options(options: BuildOptions, targets: tuple[str, ...], unit: Unit) -> dict:
     return {"unique-id": options.unique_id, "cuda-archs": list(targets), "legacy": options.legacy_subpackage, "import-check": options.import_check,
-            "variant": unit.name}
+            "allowed-imports": sorted(options.allowed_imports), "variant": unit.name}
 
 
 def _plan_matrix(config: BuildConfig, options: BuildOptions, targets: tuple[str, ...]) -> Planned:

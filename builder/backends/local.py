@@ -245,23 +245,41 @@ def _drop_stale_cache(binary: Path, tree: Path) -> None:
 CONFIGURE_ARGS = "kernel-builder-configure.json"
 
 
-def _reset_if_configuration_changed(binary: Path, configure: list[str]) -> None:
-    """Start the CMake build folder afresh when the configure arguments changed (other than the
-    unique id, which changes with every edit outside git and is meant to be updated in place):
-    a cache variable set by an earlier CMAKE_ARGS would otherwise stay set after it is removed."""
+def _prepare_build_folder(binary: Path, configure: list[str]) -> bool:
+    """Whether CMake's configure step must run; resets the build folder when it must start afresh.
+
+    - Arguments changed (other than the unique id, which changes with every edit outside git
+      and is meant to be updated in place): start afresh, since a cache variable set by an
+      earlier CMAKE_ARGS would otherwise stay set after it is removed.
+    - Same arguments as the last successful configure: skip it. `cmake --build` still
+      re-runs it by itself when a CMake input (the generated tree) changed.
+    """
     import json
 
-    wanted = [a for a in configure[1:] if not a.startswith("-DKB_UNIQUE_ID=")]
+    args = configure[1:]
+    stable = [a for a in args if not a.startswith("-DKB_UNIQUE_ID=")]
     record = binary / CONFIGURE_ARGS
     try:
         previous = json.loads(record.read_text())
     except (OSError, ValueError):
         previous = None
-    if previous is not None and previous != wanted and binary.is_dir():
+    if isinstance(previous, dict) and previous.get("stable") != stable and binary.is_dir():
         shutil.rmtree(binary)
+    elif isinstance(previous, dict) and previous.get("args") == args and previous.get("ok") and (binary / "CMakeCache.txt").is_file():
+        return False
     binary.mkdir(parents=True, exist_ok=True)
     with named_os_errors(record):
-        record.write_text(json.dumps(wanted))
+        record.write_text(json.dumps({"stable": stable, "args": args, "ok": False}))
+    return True
+
+
+def _configured(binary: Path, configure: list[str]) -> None:
+    import json
+
+    args = configure[1:]
+    record = binary / CONFIGURE_ARGS
+    with named_os_errors(record):
+        record.write_text(json.dumps({"stable": [a for a in args if not a.startswith("-DKB_UNIQUE_ID=")], "args": args, "ok": True}))
 
 
 def _tool_environment(host: Host) -> dict:
@@ -314,9 +332,10 @@ def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDi
             break
     configure += build_environment().cmake_args  # extra CMake arguments, last so they win
     env = _tool_environment(host)
-    _reset_if_configuration_changed(binary, configure)
     try:
-        run_logged(configure, log, env=env, cancel=cancel)
+        if _prepare_build_folder(binary, configure):
+            run_logged(configure, log, env=env, cancel=cancel)
+            _configured(binary, configure)
     except BuildError:
         # A failed configure must not poison the next one: CMake would keep what it cached
         # (a wrong compiler, a failed check) even after the cause is gone.
