@@ -33,7 +33,7 @@ from pathlib import Path
 
 from .backends.host import Host, detect_host, host_from_environment, this_system
 from .backends.local import Job, build_compiled, build_environment, link_map, object_files, parse_cuda_archs, plan_local, plan_toolchain_job
-from .checks.importcheck import import_check_many
+from .checks.importcheck import WarmImportCheck
 from .process import Cancellation
 from .checks.layout import Finding, check_variant
 from .checks.python_code import check_source_package, format_registration_report
@@ -348,10 +348,17 @@ class _Run:
                              cuda_archs=job.cuda_archs if job else {}, toolchain=unit.toolchain.key if unit.toolchain else None)
 
     def build_group(self, units: list[Unit], host: Host) -> list[VariantResult]:
-        """Build the units of one environment, import-check them in one process, install them."""
+        """Build the units of one environment, import-check them in one process, install them.
+
+        The import-check process starts with the group, so that importing torch overlaps the
+        compilation of its variants."""
         results: dict[str, VariantResult] = {}
         staged: list[tuple[Unit, Job, Path, Path, float, list[str]]] = []
         with ExitStack() as stack:
+            checker = None
+            if self.options.import_check and not self.cancel.event.is_set():
+                checker = WarmImportCheck(host.python, register=self.cancel.register)
+                stack.callback(self._close_checker, checker)
             for unit in units:
                 start = time.monotonic()
                 log_path = None
@@ -386,7 +393,7 @@ class _Run:
                     staged.append((unit, job, staged_dir, log_path, start, warnings))
                 except KernelBuilderError as exc:
                     results[unit.name] = self.fail_result(unit, start, exc, log_path, job)
-            loaded = self._import_checks(host, [s for s in staged]) if self.options.import_check else {}
+            loaded = self._import_checks(host, checker, staged) if checker is not None else {}
             for unit, job, staged_dir, log_path, start, warnings in staged:
                 try:
                     problem = loaded.get(unit.name)
@@ -405,16 +412,21 @@ class _Run:
                     results[unit.name] = self.fail_result(unit, start, exc, log_path, job)
         return [results[u.name] for u in units]
 
-    def _import_checks(self, host: Host, staged: list) -> dict[str, Finding | None]:
-        """Load every staged variant of one environment with the real loader, in one process
-        (checks/importcheck.py: each variant's registrations compared before and after it)."""
+    def _import_checks(self, host: Host, checker: WarmImportCheck, staged: list) -> dict[str, Finding | None]:
+        """Load every staged variant of one environment with the real loader, in the group's
+        warm process (checks/importcheck.py: each variant's registrations compared before and after it)."""
         if self.cancel.event.is_set() or not staged:
             return {}
         for unit, *_ in staged:
             self.stage(unit.name, "import")
         with _timed(f"import check of {len(staged)} variant(s) in {host.python}"):
-            found = import_check_many(host.python, [staged_dir for _, _, staged_dir, *_ in staged])
+            found = checker.check([staged_dir for _, _, staged_dir, *_ in staged])
         return {unit.name: found.get(staged_dir) for unit, _, staged_dir, *_ in staged}
+
+    def _close_checker(self, checker: WarmImportCheck) -> None:
+        if checker.process is not None:
+            self.cancel.unregister(checker.process)
+        checker.close()
 
     @staticmethod
     def _log_findings(log_path: Path, findings: list[Finding]) -> None:

@@ -53,11 +53,19 @@ def emit(**record):
     sys.stdout.flush()
 
 
+def leave():
+    # os._exit: tearing down a Python with torch loaded takes about a second, and nothing is
+    # left to run (output is flushed).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 try:
     import torch
 except Exception as exc:
     emit(event="no-torch", error=f"{type(exc).__name__}: {exc}")
-    sys.exit(0)
+    leave()
 try:
     import kernels
 except ImportError:
@@ -119,19 +127,27 @@ def load(variant, module_id):
     return module, "importlib"
 
 
-for arg in sys.argv[2:]:
+# The dispatcher's state before the first variant: taken before the variants are read, so that
+# a process started early (--stdin) has it ready; each variant is then compared with the state
+# just before it (the previous one's "after").
+after = registrations()
+ARGS = sys.argv[2:]
+if ARGS == ["--stdin"]:  # started early (torch imported while the variants compiled): now read them
+    ARGS = [line for line in sys.stdin.read().splitlines() if line]
+
+for arg in ARGS:
     variant = Path(arg)
     emit(event="start", variant=arg)
     try:
         module_id = json.loads((variant / "metadata.json").read_text())["id"]
-        before = registrations()
+        before = after
         known_folders = {folder(location(line)) for dump in before.values() for line in dump.splitlines() if "registered at " in line}
         ids_before = loaded_ids()
         module, how = load(variant, module_id)
         after = registrations()
     except BaseException:
         emit(event="result", variant=arg, loaded=False, error=traceback.format_exc()[-6000:])
-        sys.exit(0)  # what it left behind must not be blamed on the next variant: a new process takes over
+        leave()  # what it left behind must not be blamed on the next variant: a new process takes over
     allowed = {module_id} | (loaded_ids() - ids_before)  # its own namespace and its kernel-depends'
     foreign = []
     for name, dump in sorted(after.items()):
@@ -148,7 +164,8 @@ for arg in sys.argv[2:]:
                 foreign.append({"op": name, "where": where, "new": False, "key": line.split(":", 1)[0]})
     emit(event="result", variant=arg, loaded=True, how=how, module=module.__name__, foreign=foreign, allowed=sorted(allowed))
     if foreign:
-        sys.exit(0)  # as above
+        leave()  # as above
+leave()
 """
 
 
@@ -256,11 +273,38 @@ def _crash_reason(returncode: int | None, stderr: str) -> str:
     return f"the Python process exited with code {returncode} while loading it"
 
 
-def import_check_many(python: Path, variants: list[Path], timeout: float = 600) -> dict[Path, Finding | None]:
+def _collect(python: Path, remaining: list[Path], stdout: str, stderr: str, returncode: int | None, timed_out: bool, timeout: float,
+             results: dict[Path, Finding | None]) -> list[Path]:
+    """Record what one process reported about `remaining`; return those still to check (in a new process)."""
+    run = _parse(stdout)
+    why = f"loading took longer than {timeout:.0f} s" if timed_out else _crash_reason(returncode, stderr)
+    if run.no_torch is not None:
+        for variant in remaining:
+            results[variant] = Finding(variant.name, f"import check skipped: torch cannot be imported by {python} ({run.no_torch})", warning=True)
+        return []
+    for variant in remaining:
+        if str(variant) in run.results:
+            results[variant] = _finding(variant, run.results[str(variant)])
+    if run.started is not None:
+        crashed = Path(run.started)
+        results[crashed] = Finding(crashed.name, f"import check failed: {why}:\n    {_tail(stderr)}")
+    left = [v for v in remaining if v not in results]
+    if len(left) == len(remaining):  # it stopped before loading any of them: do not loop
+        for variant in left:
+            results[variant] = Finding(variant.name, f"import check failed: {why}:\n    {_tail(stderr)}")
+        return []
+    return left  # after a failed variant (or a crash): the rest in a new process
+
+
+def _text(value) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else (value or "")
+
+
+def import_check_many(python: Path, variants: list[Path], timeout: float = 600, *, results: dict[Path, Finding | None] | None = None) -> dict[Path, Finding | None]:
     """Load every variant in `python`; for each, None when it loads and registers only in its
     own namespace, else a Finding (a warning when torch itself cannot be imported there)."""
     variants = [Path(v) for v in variants]
-    results: dict[Path, Finding | None] = {}
+    results = {} if results is None else results
     for group in _rounds(variants):
         remaining = list(group)
         while remaining:
@@ -269,33 +313,62 @@ def import_check_many(python: Path, variants: list[Path], timeout: float = 600) 
                 done = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=timeout)
                 stdout, stderr, returncode, timed_out = done.stdout, done.stderr, done.returncode, False
             except subprocess.TimeoutExpired as exc:
-                def text(value) -> str:
-                    return value.decode(errors="replace") if isinstance(value, bytes) else (value or "")
-
-                stdout, stderr, returncode, timed_out = text(exc.stdout), text(exc.stderr), None, True
+                stdout, stderr, returncode, timed_out = _text(exc.stdout), _text(exc.stderr), None, True
             except OSError as exc:
                 for variant in remaining:
                     results[variant] = Finding(variant.name, f"import check: cannot run {python}: {exc}")
                 break
-            run = _parse(stdout)
-            why = f"loading took longer than {timeout:.0f} s" if timed_out else _crash_reason(returncode, stderr)
-            if run.no_torch is not None:
-                for variant in remaining:
-                    results[variant] = Finding(variant.name, f"import check skipped: torch cannot be imported by {python} ({run.no_torch})", warning=True)
-                break
-            for variant in remaining:
-                if str(variant) in run.results:
-                    results[variant] = _finding(variant, run.results[str(variant)])
-            if run.started is not None:
-                crashed = Path(run.started)
-                results[crashed] = Finding(crashed.name, f"import check failed: {why}:\n    {_tail(stderr)}")
-            left = [v for v in remaining if v not in results]
-            if len(left) == len(remaining):  # it stopped before loading any of them: do not loop
-                for variant in left:
-                    results[variant] = Finding(variant.name, f"import check failed: {why}:\n    {_tail(stderr)}")
-                break
-            remaining = left  # after a failed variant (or a crash): the rest in a new process
+            remaining = _collect(python, remaining, stdout, stderr, returncode, timed_out, timeout, results)
     return results
+
+
+class WarmImportCheck:
+    """An import-check process started before its variants exist.
+
+    Importing torch and the loader takes seconds (about 2 s for a CPU torch, more for CUDA); a
+    build starts this process when it starts compiling the variants of one environment, so that
+    cost overlaps compilation, and hands it the variants once they are built. What the first
+    process cannot take (a second round of equal ids, the rest after a failing variant) goes
+    through import_check_many.
+    """
+
+    def __init__(self, python: Path, timeout: float = 600, *, register=None):
+        self.python, self.timeout = Path(python), timeout
+        self.process: subprocess.Popen | None = None
+        try:
+            self.process = subprocess.Popen([str(self.python), "-c", _SCRIPT, MARK, "--stdin"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+        except OSError:
+            self.process = None  # check() falls back to import_check_many, which reports the error
+        if self.process is not None and register is not None:
+            register(self.process)
+
+    def check(self, variants: list[Path]) -> dict[Path, Finding | None]:
+        variants = [Path(v) for v in variants]
+        results: dict[Path, Finding | None] = {}
+        if not variants:
+            self.close()
+            return results
+        rounds = _rounds(variants)
+        first, rest = (rounds[0], [v for r in rounds[1:] for v in r]) if self.process is not None else ([], variants)
+        if first:
+            try:
+                stdout, stderr = self.process.communicate("\n".join(map(str, first)) + "\n", timeout=self.timeout)
+                returncode, timed_out = self.process.returncode, False
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                stdout, stderr = self.process.communicate()
+                returncode, timed_out = None, True
+            rest = _collect(self.python, first, stdout, stderr, returncode, timed_out, self.timeout, results) + rest
+        if rest:
+            import_check_many(self.python, rest, self.timeout, results=results)
+        return results
+
+    def close(self) -> None:
+        """Stop the process if it is still waiting (no variant of its environment was built)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
 
 
 def import_check(python: Path, variant: Path, timeout: float = 600) -> Finding | None:
