@@ -37,6 +37,9 @@ def copy_example(name: str, dest: Path, folder: str | None = None) -> Path:
 
 
 def kb(*args: object, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The real CLI; `build` builds for this interpreter's torch (--host), not the whole matrix."""
+    if args and args[0] == "build":
+        args = ("build", "--host", *args[1:])
     full_env = {**os.environ, **(env or {})}
     full_env.pop("KERNEL_BUILDER_CUDA_ARCHS", None)
     return subprocess.run([sys.executable, "-m", "kernel_builder", *map(str, args)], capture_output=True, text=True, env=full_env, timeout=900)
@@ -228,11 +231,17 @@ def test_build_in_a_folder_with_every_breaking_character(tmp_path):
         capture_output=True, text=True, timeout=300)
     assert check.returncode == 0, check.stderr
     assert check.stdout.split() == ["_relu_cpu_odd"]
-    # A second build is incremental (the alias is stable, CMake keeps its cache).
+    # A second build finds the variant up to date (the alias is stable).
     again = kb("build", kernel, "--quiet", "--json", "--unique-id", "odd")
     assert again.returncode == 0, again.stderr
+    assert [v["status"] for v in json.loads(again.stdout)["variants"]] == ["up-to-date"]
+    # After an edit, CMake keeps its cache: only the edited file is compiled again.
+    source = kernel / "relu_cpu" / "relu_cpu.cpp"
+    source.write_text(source.read_text() + "\n// edited\n")
+    third = kb("build", kernel, "--quiet", "--json", "--unique-id", "odd")
+    assert third.returncode == 0, third.stderr
     log = (kernel / "build" / ".kernel-builder" / "logs" / f"{variant.name}.log").read_text()
-    assert "Building CXX object" not in log
+    assert "relu_cpu.cpp.o" in log and "torch_binding.cpp.o" not in log and "glibc_shim" not in log
 
 
 def test_create_pyproject_refuses_a_path_cmake_cannot_use(tmp_path):

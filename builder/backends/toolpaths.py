@@ -100,5 +100,10 @@ def tool_root(kernel_dir: Path) -> Path:
 
 
 def seen_by_tools(path: Path, kernel_dir: Path, root: Path) -> Path:
-    """`path` (inside `kernel_dir`) under the kernel directory as the tools see it (`root`)."""
-    return root / Path(path).absolute().relative_to(Path(kernel_dir).absolute())
+    """`path` as the tools see it: under `root` when it lies inside `kernel_dir`, else as it is
+    (build-variant's work and output folders may be anywhere)."""
+    path = Path(path).absolute()
+    try:
+        return root / path.relative_to(Path(kernel_dir).absolute())
+    except ValueError:
+        return path

@@ -175,7 +175,8 @@ function(kb_map_build_paths target)
     list(APPEND _pairs "${_cuda}=/cuda")
   endif()
   list(APPEND _pairs "${KB_KERNEL_SOURCE_DIR}=/kernel" "${CMAKE_CURRENT_SOURCE_DIR}=/kernel-builder/tree" "${CMAKE_BINARY_DIR}=/kernel-builder/build")
-  # Compilers see normalised absolute paths; map those (and the real path, if a link differs).
+  # Compilers see normalised absolute paths (a kernel folder with odd characters is reached
+  # through a plain link, see toolpaths.py: they see the link, never the real path).
   set(_normalised "")
   foreach(_pair IN LISTS _pairs)
     string(FIND "${_pair}" "=/" _eq REVERSE)
@@ -183,11 +184,7 @@ function(kb_map_build_paths target)
     math(EXPR _to_start "${_eq} + 1")
     string(SUBSTRING "${_pair}" ${_to_start} -1 _to)
     get_filename_component(_abs "${_from}" ABSOLUTE)
-    file(REAL_PATH "${_from}" _real)
     list(APPEND _normalised "${_abs}=${_to}")
-    if(NOT _real STREQUAL _abs)
-      list(APPEND _normalised "${_real}=${_to}")
-    endif()
   endforeach()
   foreach(_pair IN LISTS _normalised)
     target_compile_options(${target} PRIVATE
