@@ -371,8 +371,8 @@ def run_build(kernel_dir: Path, options: BuildOptions, reporter: Reporter) -> Bu
         from .backends.nix import run_nix_build
 
         return run_nix_build(config, options, reporter, options.nix)
-    if why:
-        reporter.note(f"engine: local ({why})")
+    if why and not reporter.quiet:
+        print(f"engine: local ({why})", file=sys.stderr)  # one line, never wrapped
     if options.max_jobs == 0:
         raise UsageError("--max-jobs 0 means 'build only on remote builders', which only the Nix engine has")
     _check_python_sources(config, reporter)

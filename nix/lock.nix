@@ -64,7 +64,7 @@ rec {
         let entry = entries.${name}; in
         entry.unreachable.${python} or (
           if entry.toolchains ? ${python} then "its toolchain is for another system"
-          else if entry.toolchains == { } then "no toolchain in ${fileName} (kernel-builder lock records toolchains only for variants it can resolve)"
+          else if entry.toolchains == { } then "no toolchain in ${fileName}: `kernel-builder lock` resolves toolchains on a machine of the variant's system, for the backends it can install from Python packages (CPU, CUDA)"
           else "locked for Python ${builtins.concatStringsSep ", " (builtins.attrNames entry.toolchains)}, not ${python} (nixpkgs' python3)");
     in
     builtins.listToAttrs (map (name: { inherit name; value = reason name; })
