@@ -26,10 +26,18 @@ if [ -z "${KB_NO_CUDA_BUILDS:-}" ] && [ -n "${CUDA_HOME:-}" ] && [ -x "$CUDA_HOM
     fi
 fi
 
-# Real Nix for the Nix tests (offline evaluation): Debian's nix-bin, when we may install it.
-if [ -z "${KB_NO_NIX:-}" ] && ! command -v nix >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nix-bin; } >/dev/null 2>&1 \
-        || echo "warning: could not install nix-bin; the Nix tests will be skipped" >&2
+# Real Nix for the Nix tests (tests/test_nix_*.py, docs/nix.md): Debian's nix-bin; sshd for the
+# remote-builder test; the Python headers and venv module that the test-only nixpkgs stand-in
+# (tests/nix/host-nixpkgs) takes from the host. Installed when we may (root with apt-get).
+nix_packages=()
+command -v nix >/dev/null || nix_packages+=(nix-bin)
+[ -x /usr/sbin/sshd ] || nix_packages+=(openssh-server)
+command -v ssh >/dev/null || nix_packages+=(openssh-client)
+[ -f /usr/include/python3.11/Python.h ] || nix_packages+=(python3-dev)
+/usr/bin/python3 -c 'import ensurepip' 2>/dev/null || nix_packages+=(python3-venv)
+if [ -z "${KB_NO_NIX:-}" ] && [ "${#nix_packages[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${nix_packages[@]}"; } >/dev/null 2>&1 \
+        || echo "warning: could not install ${nix_packages[*]}; Nix tests may be skipped or fail" >&2
 fi
 
 python -m pytest "$@"

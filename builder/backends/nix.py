@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import CheckError, KernelBuilderError, UsageError
+from ..errors import KernelBuilderError, UsageError
 
 log = logging.getLogger("kernel_builder")
 
@@ -498,10 +498,17 @@ def run_nix_build(config, options, reporter, nix_options: NixOptions | None = No
 
 # -- shells, build-and-copy, list-variants ------------------------------------------------------
 
-def prepare(kernel_dir: Path, nix_options: NixOptions, *, unique_id: str | None = None, cuda_archs: str | None = None, lock: bool = True):
-    """Checks, the lock step and the Nix settings shared by build-and-copy and the shells: (config, nix, ref, view)."""
+def prepare(kernel_dir: Path, nix_options: NixOptions, *, unique_id: str | None = None, cuda_archs: str | None = None):
+    """Checks, the Nix settings and the flake's view, shared by build-and-copy and the shells: (config, nix, ref, view).
+
+    The lock is made (every required variant, as `kernel-builder lock`) only when it is missing
+    or was made for another build.toml: a fresh lock is used as it is, so the bundle is the
+    required variants it has toolchains for.
+    """
     from ..build import BuildOptions, _plan_matrix
     from ..config import load_config
+    from ..toolchains import LockFile
+    from ..toolchains.lock import build_toml_digest
     from .local import parse_cuda_archs
 
     require_nix()
@@ -512,7 +519,7 @@ def prepare(kernel_dir: Path, nix_options: NixOptions, *, unique_id: str | None 
     options = BuildOptions(backend="nix", unique_id=unique_id, cuda_archs=cuda_archs)
     nix = Nix(nix_options, env=settings_for(config, options, nix_options).environment())
     system = this_system()
-    if lock:
+    if LockFile.load(config.root).build_toml_sha256 != build_toml_digest(config.root):
         python = flake_python(nix, ref, system)
         _plan_matrix(config, options, parse_cuda_archs(cuda_archs or os.environ.get("KERNEL_BUILDER_CUDA_ARCHS")), python=python)
     return config, nix, ref, FlakeView.evaluate(nix, ref, system)
@@ -547,4 +554,4 @@ def list_variant_states(kernel_dir: Path, nix_options: NixOptions) -> tuple[dict
 
 
 __all__ = ["NixOptions", "Nix", "NixError", "auto_engine", "nix_problem", "require_nix", "run_nix_build", "prepare", "shell_attr", "preload",
-           "flake_ref", "list_variant_states", "CheckError"]
+           "flake_ref", "list_variant_states"]
