@@ -424,6 +424,10 @@ def run_nix_build(config, options, reporter, nix_options: NixOptions | None = No
     nix_options = nix_options or NixOptions(max_jobs=options.max_jobs, cores=options.cores)
     if options.host_mode:
         raise UsageError("--host/--python build with one Python's torch on this machine; the Nix engine builds the matrix (use --backend local)")
+    if not options.import_check:
+        raise UsageError("--no-import-check: with the Nix engine the kernel's flake decides (genKernelFlakeOutputs { doGetKernelCheck = false; ... })")
+    if options.legacy_subpackage:
+        raise UsageError("--legacy-subpackage is not offered by the Nix engine; use --backend local")
     require_nix()
     if not (config.root / "flake.nix").is_file():
         raise UsageError(f"{config.root} has no flake.nix; the Nix engine builds a kernel's flake (docs/nix.md shows one), or use --backend local")
