@@ -217,6 +217,9 @@ let
           packages = [ kb toolchain ];
           KERNEL_BUILDER_VARIANT = name;
           KERNEL_BUILDER_TOOLCHAIN = toolchain;
+          # provenance of what `kernel-builder build` makes in the shell (the package has no .git)
+          KERNEL_BUILDER_SOURCE_COMMIT = builderCommit;
+          KERNEL_BUILDER_SOURCE_DIRTY = builderDirty;
           shellHook = ''
             unset LD_LIBRARY_PATH PYTHONPATH
             ${util.optionalString cuda ''

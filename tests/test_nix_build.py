@@ -11,13 +11,14 @@ builder (sshd on 127.0.0.1). At the end the store paths these tests made are del
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -301,6 +302,27 @@ def test_a_variant_builds_on_a_remote_builder(engine, sshd, tmp_path):
     assert built and (Path("/nix/store") / built[0] / CPU / "metadata.json").is_file()
     metadata = json.loads((kernel / "build" / CPU / "metadata.json").read_text())
     assert metadata["id"] == "_relu_cpu_remote" and metadata["provenance"]["kernel-builder"]["engine"] == "nix"
+
+
+def test_an_interrupted_nix_build_leaves_no_process_and_no_variant(engine, tmp_path):
+    kernel = copy_relu(tmp_path / "relu")
+    shutil.copy2(engine.kernel / "kernel-builder.lock.json", kernel / "kernel-builder.lock.json")
+    command = [sys.executable, "-m", "kernel_builder", "build", str(kernel), "--backend", "nix", "--variant", CPU, "--unique-id", "interrupted",
+               "--frozen", *engine.overrides]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, **engine.env})
+    seen = []
+    for line in process.stderr:  # Nix's messages come through; interrupt once the variant compiles
+        seen.append(line)
+        if f"-{CPU}.drv'" in line and line.startswith("building"):
+            time.sleep(3)
+            process.send_signal(signal.SIGINT)
+            break
+    rest, _ = process.communicate(timeout=120)
+    engine.paths(kernel, "interrupted")
+    assert process.returncode == 130, "".join(seen) + (rest or "")
+    others = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(kernel) not in others, "nix and its builds stopped with kernel-builder"
+    assert not (kernel / "build" / CPU).exists()
 
 
 def test_auto_picks_nix_for_a_kernel_with_a_flake(engine):

@@ -386,3 +386,20 @@ def test_list_variants_adds_what_the_flake_does(tmp_path, nix_env, kb_source):
     # Without Nix the Python answer stands, with a warning.
     plain = kb_cli("list-variants", kernel, env={"PATH": f"{Path(sys.executable).parent}:/nonexistent"})
     assert plain.returncode == 0 and "[nix:" not in plain.stdout and "nix is not installed" in plain.stderr
+
+
+def test_flake_references_are_absolute_and_refuse_unsafe_folders(tmp_path, monkeypatch):
+    from kernel_builder.backends.nix import absolute_ref, flake_ref
+    from kernel_builder.errors import UsageError
+
+    monkeypatch.chdir(tmp_path)
+    assert flake_ref(Path(".")) == f"path:{tmp_path}"
+    assert absolute_ref("path:shim") == f"path:{tmp_path}/shim"
+    assert absolute_ref("git+file:../kb?ref=main") == f"git+file:{tmp_path.parent}/kb?ref=main"
+    assert absolute_ref("./shim") == f"path:{tmp_path}/shim"
+    assert absolute_ref("github:NixOS/nixpkgs/nixos-unstable") == "github:NixOS/nixpkgs/nixos-unstable"
+    for bad in ("with space", "hash#tag", "what?"):
+        folder = tmp_path / bad
+        folder.mkdir()
+        with pytest.raises(UsageError, match="Nix cannot take this folder as a flake"):
+            flake_ref(folder)

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import KernelBuilderError, UsageError
@@ -338,7 +338,6 @@ class NixBuildSettings:
     cuda_archs: tuple[str, ...] = ()
     builder_commit: str | None = None
     builder_dirty: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
 
     def environment(self) -> dict[str, str]:
         env = {"KERNEL_BUILDER_UNIQUE_ID": self.unique_id, "KERNEL_BUILDER_CUDA_ARCHS": ",".join(self.cuda_archs)}
@@ -346,7 +345,7 @@ class NixBuildSettings:
             env.update(KERNEL_BUILDER_KERNEL_COMMIT=self.kernel_commit, KERNEL_BUILDER_KERNEL_DIRTY="1" if self.kernel_dirty else "")
         if self.builder_commit:
             env.update(KERNEL_BUILDER_SOURCE_COMMIT=self.builder_commit, KERNEL_BUILDER_SOURCE_DIRTY="1" if self.builder_dirty else "")
-        return {**env, **self.extra}
+        return env
 
 
 def builder_source_state(options: NixOptions):
@@ -385,7 +384,7 @@ def settings_for(config, options, nix_options: NixOptions) -> NixBuildSettings:
                             builder_dirty=bool(builder and builder.dirty))
 
 
-def failure_message(nix: Nix, name: str, drv: str | None, stderr: str) -> str:
+def failure_message(nix: Nix, drv: str | None, stderr: str) -> str:
     """What to show for a variant Nix did not build: kernel-builder's own error from the build log, else Nix's."""
     text = nix.log_of(drv) if drv else ""
     lines = text.strip().splitlines()
@@ -410,12 +409,35 @@ def copy_out(store_variant: Path, build_dir, name: str) -> Path:
         return build_dir.install(target)
 
 
+def variant_findings(variant: Path):
+    """The checks `build` runs on an installed variant: layout, metadata, digest, and the gate on every binary."""
+    from ..checks.layout import Finding, check_variant
+    from ..checks.portability import check_binary
+
+    findings = check_variant(variant)
+    for binary in sorted(variant.rglob("*.so")):
+        findings += [Finding(variant.name, v.render()) for v in check_binary(binary)]
+    return findings
+
+
+def install_from_store(out: Path, build_dir, name: str, *, may_reuse: bool) -> tuple[Path, list, bool]:
+    """build/<name> from a variant in the store: (folder, its findings, reused?). A folder that
+    already holds exactly that output (same metadata, passing its checks) is kept as it is."""
+    from ..layout import stamp
+
+    final = build_dir.root / name
+    if may_reuse and (final / "metadata.json").is_file() and (final / "metadata.json").read_bytes() == (out / "metadata.json").read_bytes():
+        findings = variant_findings(final)
+        if all(f.warning for f in findings):
+            return final, findings, True
+    final = copy_out(out, build_dir, name)
+    stamp.forget(build_dir.state, name)  # the local engine's up-to-date stamp described the replaced folder
+    return final, variant_findings(final), False
+
+
 def run_nix_build(config, options, reporter, nix_options: NixOptions | None = None):
     """`kernel-builder build --backend nix` (see the module docstring); returns a BuildReport."""
     from ..build import BuildReport, VariantResult, _check_python_sources, _plan_matrix
-    from ..checks.layout import Finding, check_variant
-    from ..checks.portability import check_binary
-    from ..layout import stamp
     from ..layout.install import BuildDir
     from ..toolchains.store import ArtifactStore
     from .local import parse_cuda_archs
@@ -471,17 +493,10 @@ def run_nix_build(config, options, reporter, nix_options: NixOptions | None = No
                     out = Path(view.paths[name]["out"]) / name
                     if not out.is_dir():
                         reporter.stage(name, "failed")
-                        results.append(VariantResult(name, "failed", took, error=failure_message(nix, name, view.paths[name]["drv"], stderr)))
+                        results.append(VariantResult(name, "failed", took, error=failure_message(nix, view.paths[name]["drv"], stderr)))
                         continue
                     reporter.stage(name, "install")
-                    final = build_dir.root / name
-                    same = before[name] and (final / "metadata.json").is_file() and (final / "metadata.json").read_bytes() == (out / "metadata.json").read_bytes()
-                    if not same:
-                        final = copy_out(out, build_dir, name)
-                        stamp.forget(build_dir.state, name)
-                    findings = check_variant(final)
-                    for binary in sorted(final.rglob("*.so")):
-                        findings += [Finding(name, v.render()) for v in check_binary(binary)]
+                    final, findings, same = install_from_store(out, build_dir, name, may_reuse=before[name])
                     errors = [f.render() for f in findings if not f.warning]
                     if errors:  # the derivation ran the same checks; a difference here means the copy is wrong
                         reporter.stage(name, "failed")
