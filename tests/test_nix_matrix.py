@@ -72,6 +72,8 @@ def kernel_builder_source(dest: Path) -> Path:
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True)
     if listed.returncode == 0:
         for rel in filter(None, listed.stdout.decode().split("\0")):
+            if rel.split("/", 1)[0].startswith(".venv"):  # scripts/test.sh's .venv-cu130 is not ignored
+                continue
             source = REPO / rel
             if source.is_file():
                 (dest / rel).parent.mkdir(parents=True, exist_ok=True)
