@@ -64,7 +64,7 @@ rec {
         let entry = entries.${name}; in
         entry.unreachable.${python} or (
           if entry.toolchains ? ${python} then "its toolchain is for another system"
-          else if entry.toolchains == { } then "no toolchain in ${fileName}: `kernel-builder lock` resolves toolchains on a machine of the variant's system, for the backends it can install from Python packages (CPU, CUDA)"
+          else if entry.toolchains == { } then "no toolchain in ${fileName}: run `kernel-builder lock` on a machine of the variant's system (it locks the CPU and CUDA toolchains the package indexes provide)"
           else "locked for Python ${builtins.concatStringsSep ", " (builtins.attrNames entry.toolchains)}, not ${python} (nixpkgs' python3)");
     in
     builtins.listToAttrs (map (name: { inherit name; value = reason name; })
