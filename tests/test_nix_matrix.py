@@ -405,3 +405,10 @@ def test_flake_references_are_absolute_and_refuse_unsafe_folders(tmp_path, monke
         folder.mkdir()
         with pytest.raises(UsageError, match="Nix cannot take this folder as a flake"):
             flake_ref(folder)
+
+
+def test_an_input_nix_cannot_fetch_gets_a_hint(tmp_path, nix_env):
+    kernel = golden_kernel(tmp_path)  # its kernel-builder input is github:OWNER/kernel-builder
+    result = kb_cli("build", kernel, "--backend", "nix", env=nix_env)
+    assert result.returncode == 1, result.stderr
+    assert "unable to download" in result.stderr and "--override-input INPUT REF" in result.stderr and "Traceback" not in result.stderr

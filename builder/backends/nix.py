@@ -171,7 +171,9 @@ class Nix:
         except subprocess.TimeoutExpired:
             raise NixError(f"`nix eval {ref}#{attr}` took longer than 15 minutes") from None
         if result.returncode != 0:
-            raise NixError(f"nix could not evaluate {ref}#{attr}:\n  " + _last_error(result.stderr).replace("\n", "\n  "))
+            hint = ("\n(an input of the flake cannot be fetched from here: give it with --override-input INPUT REF, docs/nix.md)"
+                    if "unable to download" in result.stderr else "")
+            raise NixError(f"nix could not evaluate {ref}#{attr}:\n  " + _last_error(result.stderr).replace("\n", "\n  ") + hint)
         return json.loads(result.stdout)
 
     def build_args(self) -> list[str]:
