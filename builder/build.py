@@ -69,6 +69,7 @@ class BuildOptions:
     upgrade: bool = False  # resolve every toolchain again
     fail_fast: bool = False
     allowed_imports: tuple[str, ...] = ()  # --allow-import: modules the kernel's Python may import besides python-depends
+    nix: object | None = None  # backends.nix.NixOptions: what --backend nix passes to Nix
 
     @property
     def host_mode(self) -> bool:
@@ -111,13 +112,17 @@ class BuildReport:
                 "downloaded_bytes": self.downloaded_bytes, "seconds": round(self.seconds, 2)}
 
 
-def choose_backend(requested: str) -> str:
-    """The backend to use; `auto` is the local backend (the Nix backend is not available yet)."""
+def choose_backend(requested: str, kernel_dir: Path | None = None, *, host: bool = False) -> tuple[str, str | None]:
+    """(backend, why): `auto` is Nix when the kernel has a flake.nix and Nix (with flakes) works, else local."""
     if requested not in BACKENDS:
         raise UsageError(f"--backend {requested!r}: choose one of {', '.join(BACKENDS)}")
-    if requested == "nix":
-        raise UsageError("the Nix backend is not available in this version of kernel-builder; use --backend local (the default)")
-    return "local"
+    if requested != "auto":
+        return requested, None
+    if host:
+        return "local", "--host builds with one Python's torch"
+    from .backends.nix import auto_engine
+
+    return auto_engine(kernel_dir) if kernel_dir is not None else ("local", None)
 
 
 # -- debug timing ----------------------------------------------------------------------------
@@ -269,7 +274,7 @@ def _stamp_options(options: BuildOptions, targets: tuple[str, ...], unit: Unit) 
             "allowed-imports": sorted(options.allowed_imports), "variant": unit.name}
 
 
-def _plan_matrix(config: BuildConfig, options: BuildOptions, targets: tuple[str, ...]) -> Planned:
+def _plan_matrix(config: BuildConfig, options: BuildOptions, targets: tuple[str, ...], python: str | None = None) -> Planned:
     from .backends.matrix import ToolchainLocker, plan_matrix, require_buildable
     from .toolchains import LockFile
     from .variants import load_matrix, select_variants
@@ -280,7 +285,7 @@ def _plan_matrix(config: BuildConfig, options: BuildOptions, targets: tuple[str,
     lock = LockFile.load(config.root)
     indexes = options.indexes or IndexSettings.from_environment()
     locker = ToolchainLocker(lock, indexes, frozen=options.frozen, upgrade=options.upgrade)
-    plan = plan_matrix(config, selected.variants, matrix, locker, system=this_system())
+    plan = plan_matrix(config, selected.variants, matrix, locker, system=this_system(), python=python)
     if options.locked and lock.changed:
         raise UsageError(f"{lock.path} is not up to date (--locked): run `kernel-builder lock {config.root}` and commit the result")
     with named_os_errors(lock.path):
@@ -450,11 +455,19 @@ def run_build(kernel_dir: Path, options: BuildOptions, reporter: Reporter) -> Bu
     kernel_dir = Path(kernel_dir)
     with _timed(f"read and validated {kernel_dir / 'build.toml'}"):
         config = load_config(kernel_dir)
-    choose_backend(options.backend)
+    backend, why = choose_backend(options.backend, config.root, host=options.host_mode)
     build_environment()  # MAX_JOBS, NVCC_THREADS and CMAKE_ARGS: bad values are bad input, found first
     with _timed("checked the kernel's Python code and op registrations"):
         _check_python_sources(config, reporter, options.allowed_imports)
         _check_registration_sources(config)
+    if backend == "nix":
+        from .backends.nix import run_nix_build
+
+        return run_nix_build(config, options, reporter, options.nix)
+    if why and not reporter.quiet:
+        print(f"engine: local ({why})", file=sys.stderr)  # one line, never wrapped
+    if options.max_jobs == 0:
+        raise UsageError("--max-jobs 0 means 'build only on remote builders', which only the Nix engine has")
     targets = parse_cuda_archs(options.cuda_archs if options.cuda_archs is not None else os.environ.get("KERNEL_BUILDER_CUDA_ARCHS"))
     from .provenance import provenance, unique_id
 

@@ -215,14 +215,18 @@ def update_build(kernel_dir: Path, license_: str | None, dry_run: bool) -> None:
 @click.option("--status", is_flag=True, help="Also say whether this machine can build each variant (resolving toolchains into the lock) and whether build/ holds it.")
 @click.option("--frozen", is_flag=True, help="With --status: use kernel-builder.lock.json as it is; resolve nothing.")
 @_index_options
+@click.option("--override-input", "override_inputs", nargs=2, multiple=True, metavar="INPUT REF",
+              help="With a flake.nix: use REF for the flake input INPUT when asking Nix (repeatable; see build).")
 @handle_errors
-def list_variants(kernel_dir: Path, as_json: bool, include_all: bool, status: bool, frozen: bool, index_url, extra_index_urls, find_links, torch_index) -> None:
+def list_variants(kernel_dir: Path, as_json: bool, include_all: bool, status: bool, frozen: bool, index_url, extra_index_urls, find_links, torch_index,
+                  override_inputs) -> None:
     """List the build variants this kernel gets from the variant matrix.
 
     By default only the build sets required for a compliant Hub kernel are used; --all adds
     the optional ones (older torch releases, the seed-era C++98 ABI, TPU, Neuron). --status
     adds, per variant, whether this machine can build it (and why not) and whether build/
-    holds it.
+    holds it. Where the kernel has a flake.nix and Nix works, each variant also says what the
+    flake does with it on this machine (`nix eval`): bundle, redistributable, or why it is not built.
     """
     from .config import load_config
     from .variants import applicable_variants, load_matrix
@@ -247,6 +251,17 @@ def list_variants(kernel_dir: Path, as_json: bool, include_all: bool, status: bo
             row["reason"] = plan.unreachable.get(name)
             row["toolchain"] = toolchains.get(name)
             row["built"] = (config.root / "build" / name / "metadata.json").is_file()
+    nix_states: dict[str, str] | None = None
+    if (config.root / "flake.nix").is_file():
+        from .backends.nix import NixOptions, list_variant_states
+
+        nix_states, problem = list_variant_states(config.root, NixOptions(overrides=tuple(override_inputs)))
+        if problem:
+            log.warning("nix: %s", problem)
+            nix_states = None
+    if nix_states is not None:
+        for row in rows:
+            row["nix"] = nix_states.get(row["name"])
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -254,6 +269,8 @@ def list_variants(kernel_dir: Path, as_json: bool, include_all: bool, status: bo
         line = row["name"] + ("" if row["required"] else "  (optional)")
         if status:
             line += ("  [built]" if row["built"] else "") + ("" if row["buildable"] else f"  not buildable here: {row['reason']}")
+        if row.get("nix"):
+            line += f"  [nix: {row['nix']}]"
         click.echo(line)
 
 
@@ -305,14 +322,35 @@ def clean_pyproject(kernel_dir: Path, force: bool, dry_run: bool) -> None:
         log.warning("%s was edited since it was generated; kept (use --force to remove it)", path)
 
 
+def _nix_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """What the Nix engine passes through to `nix` (docs/nix.md)."""
+    options = [
+        click.option("--override-input", "override_inputs", nargs=2, multiple=True, metavar="INPUT REF",
+                     help="Nix engine: use REF for the flake input INPUT, e.g. kernel-builder/nixpkgs path:/srv/nixpkgs (repeatable)."),
+        click.option("-L", "--print-build-logs", is_flag=True, help="Nix engine: print the full build logs."),
+        click.option("--builders", metavar="SPEC", help="Nix engine: remote builders, as nix --builders ('ssh://host x86_64-linux'; with --max-jobs 0 nothing builds here)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _nix(override_inputs, print_build_logs: bool, builders: str | None, max_jobs: int | None, cores: int | None, fail_fast: bool = False):
+    from .backends.nix import NixOptions
+
+    return NixOptions(overrides=tuple(override_inputs), max_jobs=max_jobs, cores=cores, print_build_logs=print_build_logs, builders=builders,
+                      keep_going=not fail_fast)
+
+
 @main.command("build")
 @DIR_ARG
 @_selection_options
 @click.option("--host", "host_mode", is_flag=True, help="Build for the torch of the running Python (or --python) with the host's CUDA toolkit, not the matrix.")
 @click.option("--python", "python", type=click.Path(path_type=Path, dir_okay=False), help="Python whose torch to build against (implies --host).")
-@click.option("--backend", type=click.Choice(["auto", "local", "nix"]), default="auto", show_default=True, help="local: toolchain environments (what auto picks); nix: not available yet.")
-@click.option("--max-jobs", type=click.IntRange(min=1), help="Variants built at the same time (default: from CPUs and memory).")
-@click.option("--cores", type=click.IntRange(min=1), help="Compile jobs per variant (default: CPUs / max-jobs, or MAX_JOBS; divided by NVCC_THREADS).")
+@click.option("--backend", type=click.Choice(["auto", "local", "nix"]), default="auto", show_default=True,
+              help="local: toolchain environments here; nix: the kernel's flake (docs/nix.md); auto: nix when the kernel has a flake.nix and Nix works, else local.")
+@click.option("--max-jobs", type=click.IntRange(min=0), help="Variants built at the same time (default: from CPUs and memory; Nix: 0 = only on --builders).")
+@click.option("--cores", type=click.IntRange(min=1), help="Compile jobs per variant (default: CPUs / max-jobs, or MAX_JOBS; divided by NVCC_THREADS; Nix: nix --cores).")
 @click.option("--cuda-archs", metavar="LIST", help="Build CUDA code only for these capabilities, e.g. '9.0' (development builds; env KERNEL_BUILDER_CUDA_ARCHS).")
 @click.option("--unique-id", metavar="ID", help="Suffix of the ops namespace (default: git tree hash, else a source hash).")
 @click.option("--legacy-subpackage", is_flag=True, help="Also write <variant>/<module>/__init__.py for loaders older than the flat layout.")
@@ -324,13 +362,14 @@ def clean_pyproject(kernel_dir: Path, force: bool, dry_run: bool) -> None:
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failing variant.")
 @click.option("--allow-import", "allow_imports", metavar="NAME", multiple=True,
               help="Let the kernel's Python code import NAME (e.g. numpy), which the loader does not install; repeatable.")
+@_nix_options
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors and the result.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout (for CI).")
 @handle_errors
 def build(kernel_dir: Path, variants, torch_versions, backend_types, latest, include_all, host_mode: bool, python: Path | None, backend: str,
           max_jobs: int | None, cores: int | None, cuda_archs: str | None, unique_id: str | None, legacy_subpackage: bool, no_import_check: bool,
           index_url, extra_index_urls, find_links, torch_index, frozen: bool, locked: bool, upgrade: bool, fail_fast: bool,
-          allow_imports: tuple[str, ...], quiet: bool, as_json: bool) -> None:
+          allow_imports: tuple[str, ...], override_inputs, print_build_logs: bool, builders: str | None, quiet: bool, as_json: bool) -> None:
     """Build the kernel's variants into build/<variant>/.
 
     By default: every required variant of the matrix that applies to the kernel and that this
@@ -340,14 +379,22 @@ def build(kernel_dir: Path, variants, torch_versions, backend_types, latest, inc
     metadata, digest, Python code, portability of every binary, loading) before it replaces
     the previous one; a failed build keeps the previous good variant. Variants whose inputs did
     not change are not rebuilt. Logs are kept in build/.kernel-builder/logs/.
+
+    With --backend nix (or auto, for a kernel with a flake.nix), the same variants are locked
+    here and built by `nix build` of the kernel's flake, then copied into build/ (docs/nix.md).
     """
     from .build import BuildOptions, run_build
+    from .errors import UsageError
     from .progress import Reporter
+
+    if max_jobs == 0 and backend == "local":
+        raise UsageError("--max-jobs 0 means 'build only on remote builders', which only the Nix engine has")
 
     options = BuildOptions(backend=backend, selection=_selection(variants, torch_versions, backend_types, latest, include_all), host=host_mode,
                            python=python, max_jobs=max_jobs, cores=cores, cuda_archs=cuda_archs, unique_id=unique_id, legacy_subpackage=legacy_subpackage,
                            import_check=not no_import_check, indexes=_indexes(index_url, extra_index_urls, find_links, torch_index), frozen=frozen,
-                           locked=locked, upgrade=upgrade, fail_fast=fail_fast, allowed_imports=tuple(dict.fromkeys(allow_imports)))
+                           locked=locked, upgrade=upgrade, fail_fast=fail_fast, allowed_imports=tuple(dict.fromkeys(allow_imports)),
+                           nix=_nix(override_inputs, print_build_logs, builders, max_jobs, cores, fail_fast))
     reporter = Reporter(quiet=quiet or as_json)
     report = run_build(kernel_dir, options, reporter)
     if as_json:
@@ -382,6 +429,81 @@ def _print_summary(report, quiet: bool) -> None:
     fetched = f", fetched {report.downloaded} files ({report.downloaded_bytes / 1e6:.0f} MB)" if report.downloaded else ""
     click.echo(f"{report.kernel}: {counts['built']} built, {counts['up-to-date']} up to date, {counts['failed']} failed, {len(report.unreachable)} unreachable, "
                f"{len(report.skipped)} skipped; {report.resolved} toolchain(s) resolved{fetched} in {report.seconds:.1f} s", err=True)
+
+
+def _nix_build_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--max-jobs", type=click.IntRange(min=0), help="Derivations Nix builds at once (nix --max-jobs; 0 = only on --builders)."),
+        click.option("--cores", type=click.IntRange(min=1), help="Cores per derivation (nix --cores; kernel-builder gives them to Ninja and nvcc --threads)."),
+        click.option("--unique-id", metavar="ID", help="Suffix of the ops namespace (default: as `build`)."),
+        click.option("--cuda-archs", metavar="LIST", help="Only these CUDA capabilities, e.g. '9.0' (env KERNEL_BUILDER_CUDA_ARCHS)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return _nix_options(func)
+
+
+@main.command("build-and-copy")
+@DIR_ARG
+@_nix_build_options
+@handle_errors
+def build_and_copy(kernel_dir: Path, max_jobs, cores, unique_id, cuda_archs, override_inputs, print_build_logs: bool, builders) -> None:
+    """Build the kernel flake's bundle with Nix and copy its variants into build/ (nix run .#build-and-copy).
+
+    The required variants the flake builds on this machine; each replaces build/<variant>/ as a
+    whole. `build --backend nix` does the same for any selection of variants.
+    """
+    from .backends.nix import preload, prepare
+
+    config, nix, ref, view = prepare(kernel_dir, _nix(override_inputs, print_build_logs, builders, max_jobs, cores), unique_id=unique_id,
+                                     cuda_archs=cuda_archs)
+    if not view.bundle:
+        from .errors import UsageError
+
+        raise UsageError(f"the flake of {config.general.name} builds no required variant on this machine (kernel-builder list-variants says why)")
+    preload(nix, view, [*view.bundle, "kernel-builder"])
+    code = nix.run(["run", *nix.build_args(), f"{ref}#build-and-copy", "--", str(config.root / "build")])
+    if code != 0:
+        from .errors import BuildError
+
+        raise BuildError(f"nix run {ref}#build-and-copy failed (exit code {code})")
+
+
+def _shell(kernel_dir: Path, variant: str | None, command: str | None, test: bool, nix_options, unique_id, cuda_archs) -> None:
+    from .backends.nix import preload, prepare, shell_attr, this_system
+
+    config, nix, ref, view = prepare(kernel_dir, nix_options, unique_id=unique_id, cuda_archs=cuda_archs)
+    attr, name = shell_attr(view, variant, test=test)
+    preload(nix, view, [name, "kernel-builder", "pytest"])
+    args = ["develop", *nix.build_args(), f"{ref}#devShells.{this_system()}.{attr}"]
+    if command is not None:
+        args += ["--command", "bash", "-c", command]
+    nix.exec(args, cwd=config.root)
+
+
+@main.command("devshell")
+@DIR_ARG
+@click.option("--variant", metavar="NAME", help="The variant's shell (default: the flake's default, the best bundle variant).")
+@click.option("-c", "--command", "command", metavar="CMD", help="Run CMD (a bash command line) in the shell instead of an interactive shell.")
+@_nix_build_options
+@handle_errors
+def devshell(kernel_dir: Path, variant: str | None, command: str | None, max_jobs, cores, unique_id, cuda_archs, override_inputs, print_build_logs: bool,
+             builders) -> None:
+    """Enter the development shell of a variant (nix develop): kernel-builder, that variant's torch,
+    CUDA toolkit, CMake and Ninja, LOCAL_KERNELS pointing at ./build, and ./.venv to pip into."""
+    _shell(kernel_dir, variant, command, False, _nix(override_inputs, print_build_logs, builders, max_jobs, cores), unique_id, cuda_archs)
+
+
+@main.command("testshell")
+@DIR_ARG
+@click.option("--variant", metavar="NAME", help="The variant to test (default: the flake's default).")
+@click.option("-c", "--command", "command", metavar="CMD", help="Run CMD (a bash command line) in the shell, e.g. 'python -m pytest tests'.")
+@_nix_build_options
+@handle_errors
+def testshell(kernel_dir: Path, variant: str | None, command: str | None, max_jobs, cores, unique_id, cuda_archs, override_inputs, print_build_logs: bool,
+              builders) -> None:
+    """Enter a shell where the Nix-built variant is what `kernels.get_kernel` loads (LOCAL_KERNELS), with pytest."""
+    _shell(kernel_dir, variant, command, True, _nix(override_inputs, print_build_logs, builders, max_jobs, cores), unique_id, cuda_archs)
 
 
 @main.command("lock")

@@ -4,13 +4,15 @@
 # It installs, and says so as it goes:
 #   .venv        torch 2.13 (CPU), kernel-builder (editable) and the test dependencies (setup-env.sh)
 #   .venv-cu130  torch 2.11 for CUDA 13.0, when a CUDA 13.0 toolkit is present
-#   nix-bin      Debian's Nix, system-wide with apt-get, when running as root without `nix`
+#   nix-bin, openssh-server/-client, python3-dev, python3-venv
+#                Debian's packages for the Nix tests (Nix, sshd for the remote builder, what the
+#                test-only nixpkgs stand-in takes from the host), with apt-get, when running as root
 #
 # Besides .venv (torch 2.13 CPU), a second environment .venv-cu130 holds the CUDA 13.0 build
 # of torch 2.11 from PyPI, without its runtime libraries: enough to compile and link CUDA
 # variants on a machine without a GPU. It is made only when a CUDA 13.0 toolkit is present
 # (KB_NO_CUDA_BUILDS=1 skips it). GPU tests (marker `gpu`) are skipped without a GPU.
-# As root with apt-get, Debian's nix-bin is installed for the Nix tests (KB_NO_NIX=1 skips it).
+# As root with apt-get, the Nix tests' Debian packages are installed (KB_NO_NIX=1 skips them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { echo "test.sh: $*" >&2; }
@@ -36,11 +38,20 @@ if [ -z "${KB_NO_CUDA_BUILDS:-}" ] && [ -n "${CUDA_HOME:-}" ] && [ -x "$CUDA_HOM
     fi
 fi
 
-# Real Nix for the Nix tests (offline evaluation): Debian's nix-bin, when we may install it.
-if [ -z "${KB_NO_NIX:-}" ] && ! command -v nix >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    say "installing Debian's nix-bin system-wide (apt-get) for the Nix tests; KB_NO_NIX=1 skips it"
-    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nix-bin; } >/dev/null 2>&1 \
-        || echo "warning: could not install nix-bin; the Nix tests will be skipped" >&2
+# Real Nix for the Nix tests (tests/test_nix_*.py, docs/nix.md): Debian's nix-bin; sshd for the
+# remote-builder test; the Python headers and venv module that the test-only nixpkgs stand-in
+# (tests/nix/host-nixpkgs) takes from the host. Installed when we may (root with apt-get).
+nix_packages=()
+command -v nix >/dev/null || nix_packages+=(nix-bin)
+[ -x /usr/sbin/sshd ] || nix_packages+=(openssh-server)
+command -v ssh >/dev/null || nix_packages+=(openssh-client)
+[ -f /usr/include/python3.11/Python.h ] || nix_packages+=(python3-dev)
+/usr/bin/python3 -c 'import ensurepip' 2>/dev/null || nix_packages+=(python3-venv)
+if [ -z "${KB_NO_NIX:-}" ] && [ "${#nix_packages[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing Debian's ${nix_packages[*]} system-wide (apt-get) for the Nix tests; KB_NO_NIX=1 skips it"
+    # Where we may install them, a failure is an error: the Nix tests must run, not be skipped.
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${nix_packages[@]}"; } >/dev/null 2>&1 \
+        || { echo "error: could not install ${nix_packages[*]} for the Nix tests (KB_NO_NIX=1 skips them)" >&2; exit 1; }
 fi
 
 python -m pytest "$@"

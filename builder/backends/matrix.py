@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from packaging.version import Version
 
@@ -20,6 +20,7 @@ from ..config.model import BuildConfig
 from ..errors import UsageError
 from ..render.project import pip_dependencies
 from ..toolchains import IndexSettings, LockedToolchain, LockFile, ToolchainSpec
+from ..toolchains.lock import VariantEntry
 from ..toolchains.lock import build_toml_digest
 from ..toolchains.spec import BUILDABLE_BACKENDS
 from ..variants import BuildSet, Variant, applicable_variants
@@ -140,6 +141,9 @@ def plan_matrix(config: BuildConfig, variants: list[Variant], matrix: tuple[Buil
     # The lock lists every variant the kernel gets (so Nix and other machines see the whole set).
     every = applicable_variants(config, matrix, include_optional=True)
     lock.forget_variants_except({v.name for v in every})
+    for variant in every:  # also those no toolchain is resolved for here (other systems, ROCm, ...)
+        entry = lock.variants.get(variant.name)
+        lock.variants[variant.name] = replace(entry, required=variant.required, backend=variant.backend) if entry else VariantEntry(variant.required, variant.backend)
     check_spec = None
     for variant in variants:
         reason = machine_reason(config, variant, system)

@@ -157,6 +157,49 @@ function(kb_add_extension name)
     kb_apply_portability(${name})
   endif()
   target_link_libraries(${name} PRIVATE kb_torch)
+  kb_map_build_paths(${name})
+endfunction()
+
+# kb_map_build_paths(<target>): compile as if the kernel, the generated tree, the build folder,
+# torch's site-packages and the CUDA toolkit were in fixed places, so that no folder of the
+# building machine ends up in the binary (__FILE__ in assertion messages, also torch's
+# headers'; nvcc's names for anonymous namespaces, which hash the source's path): the same
+# sources and toolchain give the same bytes whichever folder or engine (local, Nix) builds
+# them. GCC applies the last matching map, so the kernel folder, which may hold the others,
+# comes first.
+function(kb_map_build_paths target)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    return()
+  endif()
+  get_filename_component(_kernel "${KB_KERNEL_SOURCE_DIR}" ABSOLUTE)
+  get_filename_component(_site "${KB_TORCH_DIR}" DIRECTORY)
+  set(_maps "${_kernel}=/kernel-builder/kernel" "${_site}=/kernel-builder/site-packages")
+  if(CUDAToolkit_LIBRARY_ROOT)
+    list(APPEND _maps "${CUDAToolkit_LIBRARY_ROOT}=/kernel-builder/cuda")
+  endif()
+  list(APPEND _maps "${CMAKE_SOURCE_DIR}=/kernel-builder/generated" "${CMAKE_BINARY_DIR}=/kernel-builder/build")
+  foreach(_map IN LISTS _maps)
+    target_compile_options(${target} PRIVATE
+      "$<$<COMPILE_LANGUAGE:C,CXX>:-ffile-prefix-map=${_map}>"
+      "$<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-ffile-prefix-map=${_map}>")
+  endforeach()
+  if(KB_BACKEND STREQUAL "cuda")
+    # The .cu files are added after this call: name them once the whole project is read.
+    # (A deferred call's arguments are expanded when it runs; EVAL fixes their values now.)
+    cmake_language(EVAL CODE "cmake_language(DEFER CALL kb_map_cuda_sources [==[${target}]==] [==[${_kernel}]==])")
+  endif()
+endfunction()
+
+function(kb_map_cuda_sources target kernel_dir)
+  get_target_property(_sources ${target} SOURCES)
+  foreach(_src IN LISTS _sources)
+    if(_src MATCHES "\\.cu$")
+      get_filename_component(_mapped "${_src}" ABSOLUTE)
+      cmake_path(RELATIVE_PATH _mapped BASE_DIRECTORY "${kernel_dir}")
+      set(_mapped "/kernel-builder/kernel/${_mapped}")
+      set_property(SOURCE "${_src}" APPEND PROPERTY COMPILE_OPTIONS "-Xcudafe=--orig_src_path_name=${_mapped}")
+    endif()
+  endforeach()
 endfunction()
 
 # kb_map_build_paths(<target>): where the kernel, the generated tree, the build folder, torch
