@@ -456,6 +456,8 @@ def run_build(kernel_dir: Path, options: BuildOptions, reporter: Reporter) -> Bu
     with _timed(f"read and validated {kernel_dir / 'build.toml'}"):
         config = load_config(kernel_dir)
     backend, why = choose_backend(options.backend, config.root, host=options.host_mode)
+    if backend == "local" and why and not reporter.quiet:
+        print(f"engine: local ({why})", file=sys.stderr)  # one line, never wrapped
     build_environment()  # MAX_JOBS, NVCC_THREADS and CMAKE_ARGS: bad values are bad input, found first
     with _timed("checked the kernel's Python code and op registrations"):
         _check_python_sources(config, reporter, options.allowed_imports)
@@ -464,8 +466,6 @@ def run_build(kernel_dir: Path, options: BuildOptions, reporter: Reporter) -> Bu
         from .backends.nix import run_nix_build
 
         return run_nix_build(config, options, reporter, options.nix)
-    if why and not reporter.quiet:
-        print(f"engine: local ({why})", file=sys.stderr)  # one line, never wrapped
     if options.max_jobs == 0:
         raise UsageError("--max-jobs 0 means 'build only on remote builders', which only the Nix engine has")
     targets = parse_cuda_archs(options.cuda_archs if options.cuda_archs is not None else os.environ.get("KERNEL_BUILDER_CUDA_ARCHS"))

@@ -254,3 +254,9 @@ def test_git_tree_id_and_dirty(tmp_path):
     assert unique_id(load_config(kernel)) == tree[:7]
     (kernel / "relu_cpu" / "relu_cpu.cpp").write_text("// changed\n")
     assert unique_id(load_config(kernel)) == tree[:7] + "_dirty"
+
+
+def test_installed_variant_has_no_bytecode(built_relu):
+    """The import check loads the variant before it is installed; it must not leave __pycache__ in it."""
+    variant = built_relu / "build" / host_variant()
+    assert not list(variant.rglob("__pycache__")) and not list(variant.rglob("*.pyc"))

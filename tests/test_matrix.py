@@ -338,3 +338,28 @@ def test_cpu_variant_built_from_the_cuda_wheel_is_the_same_and_loads_with_cpu_to
     tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "kernel" / "tests")],
                            capture_output=True, text=True, env=env, timeout=600)
     assert tests.returncode == 0 and " passed" in tests.stdout, tests.stdout + tests.stderr
+
+
+@pytest.mark.slow
+def test_cuda_variant_built_in_two_folders_is_byte_identical(matrix_relu, tmp_path):
+    """nvcc hashes the source's path into anonymous-namespace names, puts random numbers into
+    symbol names and its process id into temporary file names; with kernel-builder's flags two
+    builds of the same sources in different folders give the same bytes (docs/reliability.md)."""
+    from kernel_builder.toolchains import LockFile
+    from kernel_builder.toolchains.environment import read_ready
+
+    kernel, _, _ = matrix_relu
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    cuda_env = read_ready(LockFile.load(kernel).toolchain_for("torch213-cxx11-cu130-x86_64-linux", python))
+    trees = []
+    for parent in (tmp_path / "one", tmp_path / "a much" / "longer folder"):
+        copy = parent / "relu"
+        shutil.copytree(kernel, copy, ignore=shutil.ignore_patterns("build", "__pycache__"))
+        result = kb("build-variant", copy, "--variant", "torch213-cxx11-cu130-x86_64-linux", "--toolchain-dir", cuda_env.dir, "--out", copy / "out",
+                    "--unique-id", "same", "--cuda-archs", "9.0", "--engine", "local", "--no-import-check")
+        assert result.returncode == 0, result.stderr
+        variant = copy / "out" / "torch213-cxx11-cu130-x86_64-linux"
+        trees.append({p.relative_to(variant).as_posix(): p.read_bytes() for p in sorted(variant.rglob("*")) if p.is_file()})
+    assert sorted(trees[0]) == sorted(trees[1])
+    assert [name for name in trees[0] if trees[0][name] != trees[1][name]] == []
+    assert not any(str(tmp_path).encode() in content for content in trees[0].values())

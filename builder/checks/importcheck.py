@@ -33,6 +33,7 @@ check a warning instead of a failure: the variant was still built and checked st
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from dataclasses import dataclass, field
@@ -296,6 +297,12 @@ def _collect(python: Path, remaining: list[Path], stdout: str, stderr: str, retu
     return left  # after a failed variant (or a crash): the rest in a new process
 
 
+def _environment() -> dict:
+    """The checking process's environment: no __pycache__ written into the variant being checked
+    (it would be installed with it)."""
+    return {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+
+
 def _text(value) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else (value or "")
 
@@ -310,7 +317,7 @@ def import_check_many(python: Path, variants: list[Path], timeout: float = 600, 
         while remaining:
             command = [str(python), "-c", _SCRIPT, MARK, *map(str, remaining)]
             try:
-                done = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=timeout)
+                done = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=timeout, env=_environment())
                 stdout, stderr, returncode, timed_out = done.stdout, done.stderr, done.returncode, False
             except subprocess.TimeoutExpired as exc:
                 stdout, stderr, returncode, timed_out = _text(exc.stdout), _text(exc.stderr), None, True
@@ -337,7 +344,7 @@ class WarmImportCheck:
         self.process: subprocess.Popen | None = None
         try:
             self.process = subprocess.Popen([str(self.python), "-c", _SCRIPT, MARK, "--stdin"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+                                            stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True, env=_environment())
         except OSError:
             self.process = None  # check() falls back to import_check_many, which reports the error
         if self.process is not None and register is not None:

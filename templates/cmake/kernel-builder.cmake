@@ -157,7 +157,6 @@ function(kb_add_extension name)
     kb_apply_portability(${name})
   endif()
   target_link_libraries(${name} PRIVATE kb_torch)
-  kb_map_build_paths(${name})
 endfunction()
 
 # kb_map_build_paths(<target>): compile as if the kernel, the generated tree, the build folder,
@@ -174,6 +173,10 @@ function(kb_map_build_paths target)
   get_filename_component(_kernel "${KB_KERNEL_SOURCE_DIR}" ABSOLUTE)
   get_filename_component(_site "${KB_TORCH_DIR}" DIRECTORY)
   set(_maps "${_kernel}=/kernel-builder/kernel" "${_site}=/kernel-builder/site-packages")
+  foreach(_include IN LISTS Python3_INCLUDE_DIRS)
+    get_filename_component(_include "${_include}" ABSOLUTE)
+    list(APPEND _maps "${_include}=/kernel-builder/python-include")
+  endforeach()
   if(CUDAToolkit_LIBRARY_ROOT)
     list(APPEND _maps "${CUDAToolkit_LIBRARY_ROOT}=/kernel-builder/cuda")
   endif()
@@ -196,43 +199,12 @@ function(kb_map_cuda_sources target kernel_dir)
     if(_src MATCHES "\\.cu$")
       get_filename_component(_mapped "${_src}" ABSOLUTE)
       cmake_path(RELATIVE_PATH _mapped BASE_DIRECTORY "${kernel_dir}")
+      # nvcc also puts random numbers into symbol names unless given a seed (unique per file),
+      # and the process id into the names of its temporary files unless they go next to the object.
+      set_property(SOURCE "${_src}" APPEND PROPERTY COMPILE_OPTIONS "--frandom-seed=${_mapped}" "-objtemp")
       set(_mapped "/kernel-builder/kernel/${_mapped}")
       set_property(SOURCE "${_src}" APPEND PROPERTY COMPILE_OPTIONS "-Xcudafe=--orig_src_path_name=${_mapped}")
     endif()
-  endforeach()
-endfunction()
-
-# kb_map_build_paths(<target>): where the kernel, the generated tree, the build folder, torch
-# and the CUDA toolkit lie must not reach the binary (__FILE__ in TORCH_CHECK messages and
-# asserts, debug info): each is mapped to a fixed name, so two builds of the same sources in
-# different folders, or by the local and the Nix engine, give identical bytes. GCC applies the
-# last matching map, so the more specific folders (inside the kernel folder) come last.
-function(kb_map_build_paths target)
-  get_filename_component(_site "${KB_TORCH_LIB_DIR}/../.." ABSOLUTE)
-  set(_pairs "${_site}=/site-packages")
-  foreach(_inc IN LISTS Python3_INCLUDE_DIRS)
-    list(APPEND _pairs "${_inc}=/python-include")
-  endforeach()
-  if(KB_BACKEND STREQUAL "cuda" AND CUDAToolkit_BIN_DIR)
-    get_filename_component(_cuda "${CUDAToolkit_BIN_DIR}/.." ABSOLUTE)
-    list(APPEND _pairs "${_cuda}=/cuda")
-  endif()
-  list(APPEND _pairs "${KB_KERNEL_SOURCE_DIR}=/kernel" "${CMAKE_CURRENT_SOURCE_DIR}=/kernel-builder/tree" "${CMAKE_BINARY_DIR}=/kernel-builder/build")
-  # Compilers see normalised absolute paths (a kernel folder with odd characters is reached
-  # through a plain link, see toolpaths.py: they see the link, never the real path).
-  set(_normalised "")
-  foreach(_pair IN LISTS _pairs)
-    string(FIND "${_pair}" "=/" _eq REVERSE)
-    string(SUBSTRING "${_pair}" 0 ${_eq} _from)
-    math(EXPR _to_start "${_eq} + 1")
-    string(SUBSTRING "${_pair}" ${_to_start} -1 _to)
-    get_filename_component(_abs "${_from}" ABSOLUTE)
-    list(APPEND _normalised "${_abs}=${_to}")
-  endforeach()
-  foreach(_pair IN LISTS _normalised)
-    target_compile_options(${target} PRIVATE
-      "$<$<COMPILE_LANGUAGE:C,CXX>:-ffile-prefix-map=${_pair}>"
-      "$<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-ffile-prefix-map=${_pair}>")
   endforeach()
 endfunction()
 
