@@ -36,7 +36,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.hash import ELFHashSection, GNUHashSection
 from elftools.elf.sections import SymbolTableSection
 
-from .portability import Violation, describe_origin, link_inputs, read_elf
+from .portability import Violation, is_elf, describe_origin, link_inputs, read_elf
 
 INTERPRETER_SYMBOLS = re.compile(r"^_?Py")  # the Python C API, provided by the interpreter
 MULTIARCH = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu"}
@@ -119,17 +119,9 @@ def _locate(name: str, dirs: Sequence[Path]) -> Path | None:
     for candidate in candidates:
         for folder in dirs:
             path = folder / candidate
-            if path.is_file() and _is_elf(path):  # libc.so, for one, is a linker script
+            if path.is_file() and is_elf(path):  # libc.so, for one, is a linker script
                 return path.resolve()
     return None
-
-
-def _is_elf(path: Path) -> bool:
-    try:
-        with path.open("rb") as handle:
-            return handle.read(4) == b"\x7fELF"
-    except OSError:
-        return False
 
 
 def needed_closure(needed: Iterable[str], dirs: Sequence[Path]) -> tuple[list[Path], list[str]]:

@@ -524,7 +524,7 @@ def check_binary(path: Path, policy: Policy | None = None, *, objects: list[Path
     ]
 
 
-def _is_elf(path: Path) -> bool:
+def is_elf(path: Path) -> bool:
     try:
         with path.open("rb") as handle:
             return handle.read(4) == b"\x7fELF"
@@ -537,7 +537,7 @@ def binaries_under(paths: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*.so") if p.is_file() and _is_elf(p))
+            found += sorted(p for p in path.rglob("*.so") if p.is_file() and is_elf(p))
         else:
             found.append(path)
     return list(dict.fromkeys(found))
