@@ -306,7 +306,7 @@ def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDi
     install_prefix = seen_by_tools(staging, config.root, root)
     tree, binary = work / "tree", work / "cmake-build"
     _drop_stale_cache(binary, tree)
-    write_tree(tree, render_project(config, job.unique_id, provenance, tree), force=True)
+    write_tree(tree, render_project(config, job.unique_id, provenance, tree, kernel_dir=root), force=True)
 
     report(name, "configure")
     configure = [

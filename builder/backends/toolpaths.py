@@ -11,10 +11,12 @@ Measured with a CPU build of examples/relu copied to a folder whose name holds o
 - `,` splits `-Wl,` options, `%` is a substitution in ld's `-Map=`; a newline ends a Ninja line.
 
 Spaces, quotes ('), `&`, `(`, `*`, `?`, `{`, `!`, `@`, `=`, `:`, `~`, `^`, `+`, tabs and
-non-ASCII letters built. Rather than escaping each tool's syntax, a kernel directory whose
-path holds anything but plain characters is given to the tools through a symbolic link with
-a plain path, in a private folder of the temporary directory: CMake, Ninja and the linker never
-see the original characters, and the files they write land in the real directory.
+non-ASCII letters built with CMake, Ninja and ld; but nvcc splits the values of its `-Xcompiler`
+options at spaces (a path mapping with a space becomes two host-compiler arguments). Rather
+than escaping each tool's syntax, a kernel directory whose path holds anything but plain
+characters (a space included) is given to the tools through a symbolic link with a plain path,
+in a private folder of the temporary directory: CMake, Ninja, nvcc and the linker never see the
+original characters, and the files they write land in the real directory.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 from ..errors import UsageError
 
 # Characters that reach the tools as they are; anything else goes through the alias.
-PLAIN = frozenset(string.ascii_letters + string.digits + " _-.+/@=~:")
+PLAIN = frozenset(string.ascii_letters + string.digits + "_-.+/@=~:")
 # Characters measured to break a build when they are in a path CMake uses (see above).
 BREAKING = frozenset('"#<>;[]\\$|,%')
 ALIAS_PARENT = "kernel-builder-{uid}"

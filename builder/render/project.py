@@ -60,17 +60,24 @@ def pip_dependencies(config: BuildConfig, backends: tuple[str, ...]) -> list[str
     return deps
 
 
-def source_dir_relative(target: Path, kernel_dir: Path) -> str:
-    """The kernel directory as seen from the generated tree ('.' when they are the same)."""
+def source_dir_relative(target: Path, kernel_dir: Path, *, as_given: bool = False) -> str:
+    """The kernel directory as seen from the generated tree ('.' when they are the same).
+
+    `as_given`: take both paths as they are, not resolved (the build gives the tools the kernel
+    directory through a plain link when its real path has characters they cannot use)."""
+    if as_given:
+        return os.path.relpath(os.path.abspath(kernel_dir), os.path.abspath(target)).replace(os.sep, "/")
     return os.path.relpath(kernel_dir.resolve(), target.resolve()).replace(os.sep, "/")
 
 
-def render_project(config: BuildConfig, unique_id: str, provenance: dict, target: Path) -> dict[str, bytes]:
-    """Every generated file as {relative path: content}, for a tree written to `target`."""
+def render_project(config: BuildConfig, unique_id: str, provenance: dict, target: Path, *, kernel_dir: Path | None = None) -> dict[str, bytes]:
+    """Every generated file as {relative path: content}, for a tree written to `target`.
+
+    `kernel_dir`: the kernel directory as the build tools see it (default: config.root)."""
     env = environment()
     fw = config.framework
     g = config.general
-    rel = source_dir_relative(target, config.root)
+    rel = source_dir_relative(target, kernel_dir, as_given=True) if kernel_dir is not None else source_dir_relative(target, config.root)
     common = {
         "builder_version": __version__,
         "name": g.name,
