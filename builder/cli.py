@@ -766,8 +766,10 @@ def init(path: Path | None, name: str | None, backends: str, license_: str, over
 @DIR_ARG
 @click.argument("output", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--repo-id", metavar="OWNER/NAME", help="Repository id for the card (default: general.hub.repo-id).")
+@click.option("--variants-from", type=click.Path(path_type=Path, file_okay=False, exists=True), metavar="DIR",
+              help="Folder holding the built variants the card lists (default: the kernel's result/ or build/).")
 @handle_errors
-def fill_card(kernel_dir: Path, output: Path | None, repo_id: str | None) -> None:
+def fill_card(kernel_dir: Path, output: Path | None, repo_id: str | None, variants_from: Path | None) -> None:
     """Render the kernel's CARD.md template into OUTPUT (default: build/CARD.md, where upload finds it).
 
     Functions and their one-line descriptions come from __all__ and the docstrings of
@@ -776,7 +778,7 @@ def fill_card(kernel_dir: Path, output: Path | None, repo_id: str | None) -> Non
     """
     from .hub.card import fill_card as render
 
-    click.echo(f"wrote {render(kernel_dir, output, repo_id=repo_id)}")
+    click.echo(f"wrote {render(kernel_dir, output, repo_id=repo_id, variants_dir=variants_from)}")
 
 
 def upload_options(command: Callable[..., Any]) -> Callable[..., Any]:

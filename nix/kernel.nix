@@ -148,14 +148,14 @@ let
         paths = builtins.attrValues redistributableVariants;
       } // redistributableVariants;
 
-      # bundle: the required variants; plus CARD.md where this kernel-builder can fill one.
+      # bundle: the required variants; plus CARD.md (listing them) where this kernel-builder can fill one.
       bundle = pkgs.symlinkJoin {
         name = "${kernelName}-bundle";
         paths = map (name: redistributableVariants.${name}) bundleNames;
         nativeBuildInputs = [ kb ];
         postBuild = ''
           if kernel-builder fill-card --help >/dev/null 2>&1; then
-            kernel-builder fill-card ${src} "$out/CARD.md"
+            kernel-builder fill-card ${src} "$out/CARD.md" --variants-from "$out" --repo-id ${esc repoId}
           fi
         '';
       };

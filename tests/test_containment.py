@@ -165,9 +165,17 @@ def test_compiled_variant_ships_linked_files_as_files(tmp_path):
 
 
 def test_plain_paths_are_used_as_they_are(tmp_path):
-    plain = tmp_path / "my kernels" / "relu-1.0+x@y=z~w:v"
+    plain = tmp_path / "my-kernels" / "relu-1.0+x@y=z~w:v"
     plain.mkdir(parents=True)
     assert toolpaths.tool_root(plain) == plain
+
+
+def test_a_space_in_the_path_goes_through_the_alias(tmp_path):
+    # nvcc splits -Xcompiler values at spaces, so a space is not plain even though CMake copes.
+    spaced = tmp_path / "my kernels" / "relu"
+    spaced.mkdir(parents=True)
+    alias = toolpaths.tool_root(spaced)
+    assert alias != spaced and " " not in str(alias) and alias.resolve() == spaced.resolve()
 
 
 def test_other_paths_get_a_private_plain_alias(tmp_path):

@@ -95,6 +95,20 @@ def test_output_option_repo_id_and_an_upstream_style_template(tmp_path):
     assert not (root / "build").exists() or not (root / "build" / "CARD.md").exists()
 
 
+def test_variants_from_another_folder(tmp_path):
+    # The Nix bundle's source tree has no build/: the card lists the bundle's own variant folders.
+    root = make(tmp_path, INIT)
+    bundle = tmp_path / "bundle"
+    for name in ("torch213-cxx11-cpu-x86_64-linux", "torch212-cxx11-cu130-x86_64-linux"):
+        (bundle / name).mkdir(parents=True)
+        (bundle / name / "metadata.json").write_text("{}")
+    out = bundle / "CARD.md"
+    assert_ok(invoke("fill-card", root, out, "--variants-from", bundle))
+    card = out.read_text()
+    assert "- `torch212-cxx11-cu130-x86_64-linux`" in card and "- `torch213-cxx11-cpu-x86_64-linux`" in card
+    assert not (root / "build").exists()
+
+
 def test_no_variants_writes_build_card(tmp_path):
     root = make(tmp_path, INIT)
     assert_ok(invoke("fill-card", root))

@@ -136,7 +136,10 @@ def test_bundle_is_the_two_variants_and_reuses_the_build(engine):
     result = run_nix(["build", "--json", "--no-link", "--impure", *engine.overrides, f"path:{engine.kernel}#bundle"], engine.flake_env())
     assert result.returncode == 0, result.stderr
     out = Path(json.loads(result.stdout)[0]["outputs"]["out"])
-    assert sorted(p.name for p in out.iterdir()) == [CUDA, CPU]
+    # The variants, and the card upload publishes as README.md, filled from the built variants.
+    assert sorted(p.name for p in out.iterdir()) == ["CARD.md", CUDA, CPU]
+    card = (out / "CARD.md").read_text()
+    assert CPU in card and CUDA in card and "{{" not in card, card
     assert f"{CPU}.drv" not in result.stderr and f"{CUDA}.drv" not in result.stderr, "the variants built by the CLI must be the bundle's"
     for name in (CPU, CUDA):
         assert (out / name / "metadata.json").read_bytes() == (engine.kernel / "build" / name / "metadata.json").read_bytes()
@@ -152,7 +155,8 @@ def test_build_and_copy_fills_build(engine):
     shutil.rmtree(build)
     result = engine.kb("build-and-copy", engine.kernel, "--unique-id", UNIQUE_ID, "--cuda-archs", "9.0", *engine.overrides)
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in build.iterdir() if not p.name.startswith(".")) == [CUDA, CPU]
+    assert sorted(p.name for p in build.iterdir() if not p.name.startswith(".")) == ["CARD.md", CUDA, CPU]
+    assert os.access(build / "CARD.md", os.W_OK)
     for name in (CPU, CUDA):
         assert tree(build / name) == before[name]
         assert all(os.access(p, os.W_OK) for p in (build / name).rglob("*")), "copies from the store are made writable"

@@ -174,8 +174,12 @@ def render_card(template: str, facts: CardFacts, where: str = "CARD.md") -> str:
         raise UsageError(f"{where}{line}: the card template cannot be rendered: {exc}") from None
 
 
-def fill_card(kernel_dir: Path, output: Path | None = None, *, repo_id: str | None = None) -> Path:
-    """Write the filled card to OUTPUT (default: CARD.md beside the built variants, build/CARD.md)."""
+def fill_card(kernel_dir: Path, output: Path | None = None, *, repo_id: str | None = None, variants_dir: Path | None = None) -> Path:
+    """Write the filled card to OUTPUT (default: CARD.md beside the built variants, build/CARD.md).
+
+    The variants are looked for in VARIANTS_DIR when given (the Nix bundle, whose source tree has
+    no build/), else in the kernel's result/ or build/.
+    """
     kernel_dir = Path(kernel_dir)
     config = load_config(kernel_dir, check_files=False)
     hub = config.general.hub
@@ -185,7 +189,7 @@ def fill_card(kernel_dir: Path, output: Path | None = None, *, repo_id: str | No
         repo_id = hub.repo_id
     else:
         raise UsageError(f"no repository id for the card: pass --repo-id OWNER/NAME or set repo-id in [general.hub] of {config.path}")
-    base, variants = discover_variants(kernel_dir)
+    base, variants = discover_variants(variants_dir if variants_dir is not None else kernel_dir)
     template_path = kernel_dir / "CARD.md"
     template = template_path.read_text() if template_path.is_file() else default_template()
     text = render_card(template, card_facts(config, repo_id, tuple(v.name for v in variants)), str(template_path))

@@ -68,6 +68,9 @@ Contention contend(bool use_mutex, int64_t threads, int64_t iters) {
         const int64_t value = counter.load(std::memory_order_relaxed);
         for (volatile int spin = 0; spin < 16; spin = spin + 1) {
         }
+        // Now and then give the CPU away while inside: on a machine with one usable core (or a
+        // busy one) the threads would otherwise run one after another and never meet here.
+        if (i % 64 == 0) std::this_thread::yield();
         counter.store(value + 1, std::memory_order_relaxed);
         occupancy.fetch_sub(1);
       }
