@@ -8,6 +8,7 @@ raises a UsageError naming every reason when something cannot be built.
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shlex
@@ -359,31 +360,41 @@ def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDi
     return variant
 
 
-def object_files(build_dir: BuildDir, variant: str, target: str | None = None) -> list[Path]:
-    """The compiled objects of a variant's extension `target` (to say which one references a bad symbol)."""
+# The CMake target that builds the extension (CMakeLists.txt.j2). Its name does not change
+# with the unique id; the module it writes is <ops name>.abi3.so (its OUTPUT_NAME).
+EXTENSION_TARGET = "kb_extension"
+
+
+def _current_build_folder(build_dir: BuildDir, variant: str, ops: str | None) -> Path | None:
+    """The variant's CMake build folder, if it built the extension `ops` (when given) last."""
     binary = build_dir.state / "work" / variant / "cmake-build"
-    if not binary.is_dir():
+    if not binary.is_dir() or (ops and not any(binary.glob(f"{glob.escape(ops)}.*"))):
+        return None
+    return binary
+
+
+def object_files(build_dir: BuildDir, variant: str, target: str | None = None) -> list[Path]:
+    """The compiled objects of a variant's extension, the module `target` (its ops name) when
+    given (to say which object references a bad symbol)."""
+    binary = _current_build_folder(build_dir, variant, target)
+    if binary is None:
         return []
-    base = binary / "CMakeFiles" / f"{target}.dir" if target else binary
-    return sorted(base.rglob("*.o"))
+    return sorted((binary / "CMakeFiles" / f"{EXTENSION_TARGET}.dir").rglob("*.o"))
 
 
 def link_map(build_dir: BuildDir, variant: str, target: str | None = None) -> Path | None:
-    """The linker's map of `target` (the current extension: never a stale one of an older id)."""
-    binary = build_dir.state / "work" / variant / "cmake-build"
-    if target:
-        path = binary / f"{target}.map"
-        return path if path.is_file() else None
-    maps = sorted(binary.glob("*.map")) if binary.is_dir() else []
-    return maps[0] if maps else None
+    """The linker's map of the variant's extension (the module `target`, when given)."""
+    binary = _current_build_folder(build_dir, variant, target)
+    path = binary / f"{EXTENSION_TARGET}.map" if binary is not None else None
+    return path if path is not None and path.is_file() else None
 
 
-def prune_stale_outputs(binary: Path, target: str) -> None:
-    """Drop what earlier builds with other ops names left in the CMake build folder (object
-    folders, modules, link maps), so it does not grow with every new unique id."""
-    for entry in (binary / "CMakeFiles").glob("*.dir") if (binary / "CMakeFiles").is_dir() else ():
-        if entry.name != f"{target}.dir" and entry.name.startswith("_"):
-            shutil.rmtree(entry, ignore_errors=True)
+def prune_stale_outputs(binary: Path, ops: str) -> None:
+    """Drop what earlier builds left in the CMake build folder: modules of other ops names, and
+    the object folders and link maps of targets named after an id (before the stable target),
+    so that it does not grow with every new unique id."""
+    for entry in (binary / "CMakeFiles").glob("_*.dir") if (binary / "CMakeFiles").is_dir() else ():
+        shutil.rmtree(entry, ignore_errors=True)
     for entry in binary.glob("_*"):
-        if entry.is_file() and entry.name.split(".", 1)[0] != target and entry.suffix in (".so", ".map", ".dylib", ".pyd"):
+        if entry.is_file() and entry.name.split(".", 1)[0] != ops and entry.suffix in (".so", ".map", ".dylib", ".pyd"):
             entry.unlink(missing_ok=True)

@@ -111,10 +111,14 @@ macro(kb_setup_cuda)
   endif()
 endmacro()
 
-# kb_add_extension(<name>): the Python extension module _<module>_<backend>_<id>.abi3.so.
-function(kb_add_extension name)
+# kb_add_extension(<target> <ops-name>): the Python extension module <ops-name>.abi3.so
+# (_<module>_<backend>_<id>). The target's name does not change with the unique id, so neither
+# do its objects' paths and flags: a new id recompiles only the sources that see it (the
+# bindings and KB_ID_SOURCES, which kb_add_section gives TORCH_EXTENSION_NAME), not every one.
+function(kb_add_extension name ops_name)
   add_library(${name} MODULE)
   set_target_properties(${name} PROPERTIES
+    OUTPUT_NAME "${ops_name}"
     PREFIX ""
     SUFFIX ".abi3${CMAKE_SHARED_MODULE_SUFFIX}"
     CXX_VISIBILITY_PRESET hidden
@@ -123,7 +127,6 @@ function(kb_add_extension name)
     POSITION_INDEPENDENT_CODE ON)
   string(TOUPPER "${KB_BACKEND}" _backend_upper)
   target_compile_definitions(${name} PRIVATE
-    TORCH_EXTENSION_NAME=${name}
     Py_LIMITED_API=0x03090000
     ${_backend_upper}_KERNEL)
   if(KB_BACKEND STREQUAL "cuda")
@@ -243,7 +246,9 @@ endfunction()
 # <prefix>_NAME, _KIND, _SOURCES, _INCLUDES, _CXX_FLAGS, _CUDA_FLAGS, _CAPABILITIES,
 # _CUDA_MINVER, _ROCM_ARCHS, _HIP_FLAGS, _SYCL_FLAGS and _DEPENDS, with per-file flags:
 # headers are listed but not compiled, .cu files get the section's archs and cuda-flags,
-# C++ files (also inside a CUDA section) get cxx-flags.
+# C++ files (also inside a CUDA section) get cxx-flags. The framework's sources, and the
+# kernel sources listed in KB_ID_SOURCES (those that name the macro, directly or through a
+# header), get TORCH_EXTENSION_NAME=<the target's OUTPUT_NAME>.
 function(kb_add_section target prefix)
   set(_name "${${prefix}_NAME}")
   set(_minver "${${prefix}_CUDA_MINVER}")
@@ -295,6 +300,10 @@ function(kb_add_section target prefix)
       continue()
     endif()
     target_sources(${target} PRIVATE "${_path}")
+    if(${prefix}_KIND STREQUAL "framework" OR _src IN_LIST KB_ID_SOURCES)
+      get_target_property(_ops_name ${target} OUTPUT_NAME)
+      set_property(SOURCE "${_path}" APPEND PROPERTY COMPILE_DEFINITIONS "TORCH_EXTENSION_NAME=${_ops_name}")
+    endif()
     if(_includes)
       set_property(SOURCE "${_path}" APPEND PROPERTY INCLUDE_DIRECTORIES ${_includes})
     endif()
@@ -326,7 +335,8 @@ function(kb_install_variant target)
   kb_bracket(_root "${KB_KERNEL_SOURCE_DIR}")
   kb_bracket(_variant "${I_VARIANT}")
   kb_bracket(_metadata "${I_METADATA}")
-  kb_bracket(_id "${target}")
+  get_target_property(_ops_name ${target} OUTPUT_NAME)
+  kb_bracket(_id "${_ops_name}")
   set(_ext_args "")
   foreach(_ext IN LISTS KB_PYEXT)
     kb_bracket(_quoted "${_ext}")
