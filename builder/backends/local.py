@@ -283,10 +283,40 @@ def _configured(binary: Path, configure: list[str]) -> None:
         record.write_text(json.dumps({"stable": [a for a in args if not a.startswith("-DKB_UNIQUE_ID=")], "args": args, "ok": True}))
 
 
-def _tool_environment(host: Host) -> dict:
+# The first one on PATH wraps every compile. ccache first: it rewrites the paths under its base
+# folder in every argument (-ffile-prefix-map included), so a copy of a kernel at another path
+# hits; sccache 0.16 hashes those arguments as they are and reads its base folders only when its
+# server starts (docs/performance.md).
+COMPILER_LAUNCHERS = ("ccache", "sccache")
+# The variable that makes each launcher's cache keys relative to a base folder.
+LAUNCHER_BASE_DIR = {"ccache": "CCACHE_BASEDIR", "sccache": "SCCACHE_BASEDIRS"}
+
+
+def compiler_launcher() -> str | None:
+    """The compiler cache on PATH that builds use (docs/performance.md), or None."""
+    return next((name for name in COMPILER_LAUNCHERS if shutil.which(name)), None)
+
+
+def launcher_environment(launcher: str | None, kernel_root: Path, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The launcher's base folder: the kernel directory as the tools see it, unless the user set one.
+
+    Every path the compile commands hold that changes with the kernel's location lies under
+    it (the sources, the generated tree, the build folder, and the -ffile-prefix-map options
+    naming them), so a copy of the kernel at another path finds the same cache entries. The
+    objects are the same too: those paths are mapped out of them (kb_map_build_paths).
+    """
+    variable = LAUNCHER_BASE_DIR.get(launcher or "")
+    if variable is None or environ.get(variable):
+        return {}
+    return {variable: str(kernel_root)}
+
+
+def _tool_environment(host: Host, launcher_env: Mapping[str, str] | None = None) -> dict:
     """The environment of the build tools: this process's, made hermetic for a toolchain
-    environment (its own bin folders first on PATH, CUDA_HOME its assembled toolkit)."""
+    environment (its own bin folders first on PATH, CUDA_HOME its assembled toolkit), plus
+    the compiler launcher's settings."""
     env = dict(os.environ)
+    env.update(launcher_env or {})
     env.pop("KERNEL_BUILDER_CUDA_ARCHS", None)  # passed explicitly
     if host.hermetic:
         for var in ("CUDA_HOME", "CUDA_PATH", "CUDA_ROOT", "CUDAToolkit_ROOT", "CUDACXX", "NVCC_PREPEND_FLAGS", "NVCC_APPEND_FLAGS"):
@@ -327,12 +357,11 @@ def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDi
             configure.append(f"-DCUDAToolkit_ROOT={host.cuda.root}")
         if nvcc_threads:
             configure.append(f"-DNVCC_THREADS={nvcc_threads}")
-    for launcher in ("sccache", "ccache"):
-        if shutil.which(launcher):
-            configure += [f"-DCMAKE_{lang}_COMPILER_LAUNCHER={launcher}" for lang in ("C", "CXX", "CUDA")]
-            break
+    launcher = compiler_launcher()
+    if launcher:
+        configure += [f"-DCMAKE_{lang}_COMPILER_LAUNCHER={launcher}" for lang in ("C", "CXX", "CUDA")]
     configure += build_environment().cmake_args  # extra CMake arguments, last so they win
-    env = _tool_environment(host)
+    env = _tool_environment(host, launcher_environment(launcher, root))
     try:
         if _prepare_build_folder(binary, configure):
             run_logged(configure, log, env=env, cancel=cancel)

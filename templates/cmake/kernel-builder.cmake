@@ -155,6 +155,7 @@ function(kb_add_extension name ops_name)
     target_link_options(${name} PRIVATE "LINKER:--as-needed")
   endif()
   kb_map_build_paths(${name})
+  kb_map_relative_build_paths(${name})
   # The portability policy first: it puts the static C++ runtime ahead of torch's libraries.
   if(COMMAND kb_apply_portability)
     kb_apply_portability(${name})
@@ -195,7 +196,28 @@ function(kb_map_build_paths target)
   foreach(_pair IN LISTS _normalised)
     target_compile_options(${target} PRIVATE
       "$<$<COMPILE_LANGUAGE:C,CXX>:-ffile-prefix-map=${_pair}>"
-      "$<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-ffile-prefix-map=${_pair}>")
+      "$<$<COMPILE_LANGUAGE:CUDA>:SHELL:-Xcompiler \"-ffile-prefix-map=${_pair}\">")
+  endforeach()
+endfunction()
+
+# kb_map_relative_build_paths(<target>): the same maps for the kernel folder and the generated
+# tree spelled relative to the build folder (where the compiles run). A compiler cache with a
+# base folder (CCACHE_BASEDIR) hands the compiler such relative paths so that a copy of the
+# kernel at another path hits; mapped, they give the same bytes as the absolute ones. (nvcc
+# gets its maps as a separate -Xcompiler argument above: ccache keys on a joined one as is.)
+function(kb_map_relative_build_paths target)
+  set(_folders "${KB_KERNEL_SOURCE_DIR}" "${CMAKE_CURRENT_SOURCE_DIR}")
+  set(_names /kernel /kernel-builder/tree)
+  foreach(_folder _to IN ZIP_LISTS _folders _names)
+    get_filename_component(_abs "${_folder}" ABSOLUTE)
+    file(RELATIVE_PATH _rel "${CMAKE_BINARY_DIR}" "${_abs}")
+    string(REGEX REPLACE "/+$" "" _rel "${_rel}")
+    # Only folders outside the build folder: a map of "." would match every relative path.
+    if(_rel MATCHES "^\\.\\.(/|$)")
+      target_compile_options(${target} PRIVATE
+        "$<$<COMPILE_LANGUAGE:C,CXX>:-ffile-prefix-map=${_rel}=${_to}>"
+        "$<$<COMPILE_LANGUAGE:CUDA>:SHELL:-Xcompiler \"-ffile-prefix-map=${_rel}=${_to}\">")
+    endif()
   endforeach()
 endfunction()
 
