@@ -8,6 +8,7 @@ raises a UsageError naming every reason when something cannot be built.
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shlex
@@ -282,10 +283,40 @@ def _configured(binary: Path, configure: list[str]) -> None:
         record.write_text(json.dumps({"stable": [a for a in args if not a.startswith("-DKB_UNIQUE_ID=")], "args": args, "ok": True}))
 
 
-def _tool_environment(host: Host) -> dict:
+# The first one on PATH wraps every compile. ccache first: it rewrites the paths under its base
+# folder in every argument (-ffile-prefix-map included), so a copy of a kernel at another path
+# hits; sccache 0.16 hashes those arguments as they are and reads its base folders only when its
+# server starts (docs/performance.md).
+COMPILER_LAUNCHERS = ("ccache", "sccache")
+# The variable that makes each launcher's cache keys relative to a base folder.
+LAUNCHER_BASE_DIR = {"ccache": "CCACHE_BASEDIR", "sccache": "SCCACHE_BASEDIRS"}
+
+
+def compiler_launcher() -> str | None:
+    """The compiler cache on PATH that builds use (docs/performance.md), or None."""
+    return next((name for name in COMPILER_LAUNCHERS if shutil.which(name)), None)
+
+
+def launcher_environment(launcher: str | None, kernel_root: Path, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The launcher's base folder: the kernel directory as the tools see it, unless the user set one.
+
+    Every path the compile commands hold that changes with the kernel's location lies under
+    it (the sources, the generated tree, the build folder, and the -ffile-prefix-map options
+    naming them), so a copy of the kernel at another path finds the same cache entries. The
+    objects are the same too: those paths are mapped out of them (kb_map_build_paths).
+    """
+    variable = LAUNCHER_BASE_DIR.get(launcher or "")
+    if variable is None or environ.get(variable):
+        return {}
+    return {variable: str(kernel_root)}
+
+
+def _tool_environment(host: Host, launcher_env: Mapping[str, str] | None = None) -> dict:
     """The environment of the build tools: this process's, made hermetic for a toolchain
-    environment (its own bin folders first on PATH, CUDA_HOME its assembled toolkit)."""
+    environment (its own bin folders first on PATH, CUDA_HOME its assembled toolkit), plus
+    the compiler launcher's settings."""
     env = dict(os.environ)
+    env.update(launcher_env or {})
     env.pop("KERNEL_BUILDER_CUDA_ARCHS", None)  # passed explicitly
     if host.hermetic:
         for var in ("CUDA_HOME", "CUDA_PATH", "CUDA_ROOT", "CUDAToolkit_ROOT", "CUDACXX", "NVCC_PREPEND_FLAGS", "NVCC_APPEND_FLAGS"):
@@ -326,12 +357,11 @@ def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDi
             configure.append(f"-DCUDAToolkit_ROOT={host.cuda.root}")
         if nvcc_threads:
             configure.append(f"-DNVCC_THREADS={nvcc_threads}")
-    for launcher in ("sccache", "ccache"):
-        if shutil.which(launcher):
-            configure += [f"-DCMAKE_{lang}_COMPILER_LAUNCHER={launcher}" for lang in ("C", "CXX", "CUDA")]
-            break
+    launcher = compiler_launcher()
+    if launcher:
+        configure += [f"-DCMAKE_{lang}_COMPILER_LAUNCHER={launcher}" for lang in ("C", "CXX", "CUDA")]
     configure += build_environment().cmake_args  # extra CMake arguments, last so they win
-    env = _tool_environment(host)
+    env = _tool_environment(host, launcher_environment(launcher, root))
     try:
         if _prepare_build_folder(binary, configure):
             run_logged(configure, log, env=env, cancel=cancel)
@@ -359,31 +389,41 @@ def build_compiled(config: BuildConfig, job: Job, host: Host, build_dir: BuildDi
     return variant
 
 
-def object_files(build_dir: BuildDir, variant: str, target: str | None = None) -> list[Path]:
-    """The compiled objects of a variant's extension `target` (to say which one references a bad symbol)."""
+# The CMake target that builds the extension (CMakeLists.txt.j2). Its name does not change
+# with the unique id; the module it writes is <ops name>.abi3.so (its OUTPUT_NAME).
+EXTENSION_TARGET = "kb_extension"
+
+
+def _current_build_folder(build_dir: BuildDir, variant: str, ops: str | None) -> Path | None:
+    """The variant's CMake build folder, if it built the extension `ops` (when given) last."""
     binary = build_dir.state / "work" / variant / "cmake-build"
-    if not binary.is_dir():
+    if not binary.is_dir() or (ops and not any(binary.glob(f"{glob.escape(ops)}.*"))):
+        return None
+    return binary
+
+
+def object_files(build_dir: BuildDir, variant: str, target: str | None = None) -> list[Path]:
+    """The compiled objects of a variant's extension, the module `target` (its ops name) when
+    given (to say which object references a bad symbol)."""
+    binary = _current_build_folder(build_dir, variant, target)
+    if binary is None:
         return []
-    base = binary / "CMakeFiles" / f"{target}.dir" if target else binary
-    return sorted(base.rglob("*.o"))
+    return sorted((binary / "CMakeFiles" / f"{EXTENSION_TARGET}.dir").rglob("*.o"))
 
 
 def link_map(build_dir: BuildDir, variant: str, target: str | None = None) -> Path | None:
-    """The linker's map of `target` (the current extension: never a stale one of an older id)."""
-    binary = build_dir.state / "work" / variant / "cmake-build"
-    if target:
-        path = binary / f"{target}.map"
-        return path if path.is_file() else None
-    maps = sorted(binary.glob("*.map")) if binary.is_dir() else []
-    return maps[0] if maps else None
+    """The linker's map of the variant's extension (the module `target`, when given)."""
+    binary = _current_build_folder(build_dir, variant, target)
+    path = binary / f"{EXTENSION_TARGET}.map" if binary is not None else None
+    return path if path is not None and path.is_file() else None
 
 
-def prune_stale_outputs(binary: Path, target: str) -> None:
-    """Drop what earlier builds with other ops names left in the CMake build folder (object
-    folders, modules, link maps), so it does not grow with every new unique id."""
-    for entry in (binary / "CMakeFiles").glob("*.dir") if (binary / "CMakeFiles").is_dir() else ():
-        if entry.name != f"{target}.dir" and entry.name.startswith("_"):
-            shutil.rmtree(entry, ignore_errors=True)
+def prune_stale_outputs(binary: Path, ops: str) -> None:
+    """Drop what earlier builds left in the CMake build folder: modules of other ops names, and
+    the object folders and link maps of targets named after an id (before the stable target),
+    so that it does not grow with every new unique id."""
+    for entry in (binary / "CMakeFiles").glob("_*.dir") if (binary / "CMakeFiles").is_dir() else ():
+        shutil.rmtree(entry, ignore_errors=True)
     for entry in binary.glob("_*"):
-        if entry.is_file() and entry.name.split(".", 1)[0] != target and entry.suffix in (".so", ".map", ".dylib", ".pyd"):
+        if entry.is_file() and entry.name.split(".", 1)[0] != ops and entry.suffix in (".so", ".map", ".dylib", ".pyd"):
             entry.unlink(missing_ok=True)

@@ -111,10 +111,14 @@ macro(kb_setup_cuda)
   endif()
 endmacro()
 
-# kb_add_extension(<name>): the Python extension module _<module>_<backend>_<id>.abi3.so.
-function(kb_add_extension name)
+# kb_add_extension(<target> <ops-name>): the Python extension module <ops-name>.abi3.so
+# (_<module>_<backend>_<id>). The target's name does not change with the unique id, so neither
+# do its objects' paths and flags: a new id recompiles only the sources that see it (the
+# bindings and KB_ID_SOURCES, which kb_add_section gives TORCH_EXTENSION_NAME), not every one.
+function(kb_add_extension name ops_name)
   add_library(${name} MODULE)
   set_target_properties(${name} PROPERTIES
+    OUTPUT_NAME "${ops_name}"
     PREFIX ""
     SUFFIX ".abi3${CMAKE_SHARED_MODULE_SUFFIX}"
     CXX_VISIBILITY_PRESET hidden
@@ -123,7 +127,6 @@ function(kb_add_extension name)
     POSITION_INDEPENDENT_CODE ON)
   string(TOUPPER "${KB_BACKEND}" _backend_upper)
   target_compile_definitions(${name} PRIVATE
-    TORCH_EXTENSION_NAME=${name}
     Py_LIMITED_API=0x03090000
     ${_backend_upper}_KERNEL)
   if(KB_BACKEND STREQUAL "cuda")
@@ -152,6 +155,7 @@ function(kb_add_extension name)
     target_link_options(${name} PRIVATE "LINKER:--as-needed")
   endif()
   kb_map_build_paths(${name})
+  kb_map_relative_build_paths(${name})
   # The portability policy first: it puts the static C++ runtime ahead of torch's libraries.
   if(COMMAND kb_apply_portability)
     kb_apply_portability(${name})
@@ -184,7 +188,7 @@ function(kb_map_build_paths target)
   foreach(_map IN LISTS _maps)
     target_compile_options(${target} PRIVATE
       "$<$<COMPILE_LANGUAGE:C,CXX>:-ffile-prefix-map=${_map}>"
-      "$<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-ffile-prefix-map=${_map}>")
+      "$<$<COMPILE_LANGUAGE:CUDA>:SHELL:-Xcompiler \"-ffile-prefix-map=${_map}\">")
   endforeach()
   if(KB_BACKEND STREQUAL "cuda")
     # The .cu files are added after this call: name them once the whole project is read.
@@ -204,6 +208,50 @@ function(kb_map_cuda_sources target kernel_dir)
       set_property(SOURCE "${_src}" APPEND PROPERTY COMPILE_OPTIONS "--frandom-seed=${_mapped}" "-objtemp")
       set(_mapped "/kernel-builder/kernel/${_mapped}")
       set_property(SOURCE "${_src}" APPEND PROPERTY COMPILE_OPTIONS "-Xcudafe=--orig_src_path_name=${_mapped}")
+    endif()
+  endforeach()
+endfunction()
+
+# kb_map_relative_build_paths(<target>): the same maps for the kernel folder and the generated
+# tree spelled relative to the build folder (where the compiles run). A compiler cache with a
+# base folder (CCACHE_BASEDIR) hands the compiler such relative paths so that a copy of the
+# kernel at another path hits; mapped, they give the same bytes as the absolute ones. (nvcc
+# gets its maps as a separate -Xcompiler argument: ccache keys on a joined one as it is.)
+function(kb_map_relative_build_paths target)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    return()
+  endif()
+  # A relative prefix such as ".." matches every path that starts with it, and GCC applies the
+  # last matching map: the longer (more specific) of the two goes last. (With the generated tree
+  # inside the kernel folder, that is the kernel's "../../..".)
+  set(_short "")
+  set(_long "")
+  foreach(_pair IN ITEMS "${CMAKE_SOURCE_DIR}|/kernel-builder/generated" "${KB_KERNEL_SOURCE_DIR}|/kernel-builder/kernel")
+    string(FIND "${_pair}" "|" _bar REVERSE)
+    string(SUBSTRING "${_pair}" 0 ${_bar} _folder)
+    math(EXPR _bar "${_bar} + 1")
+    string(SUBSTRING "${_pair}" ${_bar} -1 _to)
+    get_filename_component(_abs "${_folder}" ABSOLUTE)
+    file(RELATIVE_PATH _rel "${CMAKE_BINARY_DIR}" "${_abs}")
+    string(REGEX REPLACE "/+$" "" _rel "${_rel}")
+    # Only folders outside the build folder: a map of "." would match every relative path.
+    if(NOT _rel MATCHES "^\\.\\.(/|$)")
+      continue()
+    endif()
+    string(LENGTH "${_rel}" _len)
+    if(_long STREQUAL "" OR _len GREATER _long_len)
+      set(_short "${_long}")
+      set(_long "${_rel}=${_to}")
+      set(_long_len ${_len})
+    else()
+      set(_short "${_rel}=${_to}")
+    endif()
+  endforeach()
+  foreach(_map IN ITEMS "${_short}" "${_long}")
+    if(NOT _map STREQUAL "")
+      target_compile_options(${target} PRIVATE
+        "$<$<COMPILE_LANGUAGE:C,CXX>:-ffile-prefix-map=${_map}>"
+        "$<$<COMPILE_LANGUAGE:CUDA>:SHELL:-Xcompiler \"-ffile-prefix-map=${_map}\">")
     endif()
   endforeach()
 endfunction()
@@ -255,7 +303,9 @@ endfunction()
 # <prefix>_NAME, _KIND, _SOURCES, _INCLUDES, _CXX_FLAGS, _CUDA_FLAGS, _CAPABILITIES,
 # _CUDA_MINVER, _ROCM_ARCHS, _HIP_FLAGS, _SYCL_FLAGS and _DEPENDS, with per-file flags:
 # headers are listed but not compiled, .cu files get the section's archs and cuda-flags,
-# C++ files (also inside a CUDA section) get cxx-flags.
+# C++ files (also inside a CUDA section) get cxx-flags. The framework's sources, and the
+# kernel sources listed in KB_ID_SOURCES (those that name the macro, directly or through a
+# header), get TORCH_EXTENSION_NAME=<the target's OUTPUT_NAME>.
 function(kb_add_section target prefix)
   set(_name "${${prefix}_NAME}")
   set(_minver "${${prefix}_CUDA_MINVER}")
@@ -307,6 +357,10 @@ function(kb_add_section target prefix)
       continue()
     endif()
     target_sources(${target} PRIVATE "${_path}")
+    if(${prefix}_KIND STREQUAL "framework" OR _src IN_LIST KB_ID_SOURCES)
+      get_target_property(_ops_name ${target} OUTPUT_NAME)
+      set_property(SOURCE "${_path}" APPEND PROPERTY COMPILE_DEFINITIONS "TORCH_EXTENSION_NAME=${_ops_name}")
+    endif()
     if(_includes)
       set_property(SOURCE "${_path}" APPEND PROPERTY INCLUDE_DIRECTORIES ${_includes})
     endif()
@@ -338,7 +392,8 @@ function(kb_install_variant target)
   kb_bracket(_root "${KB_KERNEL_SOURCE_DIR}")
   kb_bracket(_variant "${I_VARIANT}")
   kb_bracket(_metadata "${I_METADATA}")
-  kb_bracket(_id "${target}")
+  get_target_property(_ops_name ${target} OUTPUT_NAME)
+  kb_bracket(_id "${_ops_name}")
   set(_ext_args "")
   foreach(_ext IN LISTS KB_PYEXT)
     kb_bracket(_quoted "${_ext}")
