@@ -6,10 +6,11 @@ A: `kernel-builder build` of a fresh copy of a kernel (the matrix: every reachab
 B: the same variants built the way an author would without the matrix: one environment per
    torch (the same toolchain environments, so both sides compile with identical tools), and
    `kernel-builder build --host --python <that environment's python>` with CUDA_HOME at its CUDA
-   toolkit, one variant after another, in a fresh copy.
+   toolkit and its bin/ (cmake, ninja) first on PATH, one variant after another, in a fresh copy.
 
 Both sides start from a fresh copy (cold build folders) with the toolchains already made (the
-first, untimed, run of A makes them). Runs are interleaved A/B; medians and the ratio A/B are
+first, untimed, run of A makes them). No compiler cache on either side (CMAKE_ARGS clears the
+launchers), so both compile everything. Runs are interleaved A/B; medians and the ratio A/B are
 reported. Standard library + kernel-builder only.
 
     python benchmarks/matrix.py [--kernel examples/relu] [--runs 3] [--cuda-archs 9.0]
@@ -52,7 +53,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cuda-archs", default="9.0", help="CUDA capabilities for both sides (default 9.0)")
     args = parser.parse_args()
-    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_HOME", "CUDA_PATH", "KERNEL_BUILDER_CUDA_ARCHS")}
+    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_HOME", "CUDA_PATH", "KERNEL_BUILDER_CUDA_ARCHS", "CMAKE_ARGS")}
+    env["CMAKE_ARGS"] = "-DCMAKE_C_COMPILER_LAUNCHER= -DCMAKE_CXX_COMPILER_LAUNCHER= -DCMAKE_CUDA_COMPILER_LAUNCHER="
     work = Path(tempfile.mkdtemp(prefix="kb-bench-matrix-"))
     try:
         # Warm-up (untimed): resolve the lock and make the toolchain environments.
@@ -85,6 +87,8 @@ def main() -> None:
                 else:
                     for name, environment in by_hand:
                         side_env = dict(env)
+                        # The toolchain's own cmake and ninja (torch 2.12+ needs CMake >= 3.27 for CUDA20).
+                        side_env["PATH"] = os.pathsep.join([str(Path(environment.python).parent), env.get("PATH", "")])
                         if environment.cuda_root is not None:
                             side_env["CUDA_HOME"] = str(environment.cuda_root)
                         kb("build", kernel, "--python", environment.python, "--variant", name, "--cuda-archs", args.cuda_archs, "--quiet", env=side_env)

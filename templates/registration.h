@@ -12,8 +12,29 @@
 #define KB_STR_(x) #x
 #define KB_STR(x) KB_STR_(x)
 
+#if defined(KB_OPS_NAME_AT_LINK)
+// The ops namespace is given at link time: these bindings are compiled without the id, which
+// only torch-ext/kb-ops-name.cpp sees (it defines kb_ops_namespace and PyInit_<namespace>), so
+// a new id (every edit outside git) recompiles that stub instead of the bindings. The macros
+// register exactly as TORCH_LIBRARY/TORCH_LIBRARY_IMPL do, with the namespace read at run time.
+extern "C" __attribute__((visibility("hidden"))) const char kb_ops_namespace[];
+
+#define KB_LIBRARY_(KIND, KEY, MODULE, UID)                                                    \
+  static void KB_PASTE(kb_library_init_, UID)(torch::Library&);                               \
+  static const torch::detail::TorchLibraryInit KB_PASTE(kb_library_static_init_, UID)(        \
+      torch::Library::KIND, &KB_PASTE(kb_library_init_, UID), kb_ops_namespace, KEY, __FILE__, \
+      __LINE__);                                                                              \
+  void KB_PASTE(kb_library_init_, UID)(torch::Library & MODULE)
+// One more expansion, so that __COUNTER__ becomes one number used three times.
+#define KB_LIBRARY(KIND, KEY, MODULE, UID) KB_LIBRARY_(KIND, KEY, MODULE, UID)
+
+#define TORCH_LIBRARY_EXPAND(NAME, MODULE) KB_LIBRARY(DEF, {}, MODULE, __COUNTER__)
+#define TORCH_LIBRARY_IMPL_EXPAND(NAME, DEVICE, MODULE) \
+  KB_LIBRARY(IMPL, c10::DispatchKey::DEVICE, MODULE, __COUNTER__)
+#else
 #define TORCH_LIBRARY_EXPAND(NAME, MODULE) TORCH_LIBRARY(NAME, MODULE)
 #define TORCH_LIBRARY_IMPL_EXPAND(NAME, DEVICE, MODULE) TORCH_LIBRARY_IMPL(NAME, DEVICE, MODULE)
+#endif
 #define STABLE_TORCH_LIBRARY_EXPAND(NAME, MODULE) STABLE_TORCH_LIBRARY(NAME, MODULE)
 #define STABLE_TORCH_LIBRARY_IMPL_EXPAND(NAME, DEVICE, MODULE) \
   STABLE_TORCH_LIBRARY_IMPL(NAME, DEVICE, MODULE)
@@ -21,9 +42,19 @@
 // REGISTER_EXTENSION(NAME) defines PyInit_NAME, an empty module, so that the kernel's
 // `from . import NAME` loads the library and runs its static op registrations.
 // Only limited-API (abi3) calls are used.
+#if defined(KB_OPS_NAME_AT_LINK)
+// PyInit_<namespace> is in kb-ops-name.cpp and calls this.
+#define REGISTER_EXTENSION(NAME)                                                    \
+  extern "C" __attribute__((visibility("hidden"))) PyObject* kb_create_module(void) { \
+    static struct PyModuleDef kb_module = {PyModuleDef_HEAD_INIT, kb_ops_namespace, \
+                                           NULL, 0, NULL, NULL, NULL, NULL, NULL};  \
+    return PyModule_Create(&kb_module);                                             \
+  }
+#else
 #define REGISTER_EXTENSION(NAME)                                                   \
   PyMODINIT_FUNC KB_PASTE(PyInit_, NAME)(void) {                                   \
     static struct PyModuleDef kb_module = {PyModuleDef_HEAD_INIT, KB_STR(NAME),    \
                                            NULL, 0, NULL, NULL, NULL, NULL, NULL}; \
     return PyModule_Create(&kb_module);                                            \
   }
+#endif

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from kernel_builder.config import load_config
 from kernel_builder.render.description import kernel_description
-from kernel_builder.render.idsources import id_sources, strip_comments
+import pytest
+
+from kernel_builder.render.idsources import id_sources, ops_name_at_link, strip_comments
 
 TOML = """\
 [general]
@@ -83,3 +85,51 @@ def test_the_description_lists_them_and_the_bindings_are_implied(tmp_path):
     config = load_config(kernel(tmp_path, {"src/uses.cpp": "TORCH_EXTENSION_NAME\n", "src/plain.cpp": "\n"}))
     text = kernel_description(config, unique_id="abc", source_dir_rel=".")
     assert "set(KB_ID_SOURCES [[src/uses.cpp]])" in text.splitlines()
+
+
+# ---------------------------------------------------------------------------------------------
+# Bindings that take the namespace at link time (registration.h, KB_OPS_NAME_AT_LINK)
+
+REGISTRATION = """\
+#include <torch/library.h>
+#include "registration.h"
+#include "torch_binding.h"
+TORCH_LIBRARY_EXPAND(TORCH_EXTENSION_NAME, ops) { ops.def("f(Tensor x) -> Tensor"); }
+TORCH_LIBRARY_IMPL_EXPAND( TORCH_EXTENSION_NAME , CPU, ops) {}
+REGISTER_EXTENSION(TORCH_EXTENSION_NAME)
+"""
+
+
+def at_link(tmp_path: Path, binding: str, extra: dict[str, str] | None = None, binding_name: str = "torch_binding.cpp") -> bool:
+    files = {f"torch-ext/{binding_name}": binding, "torch-ext/torch_binding.h": "int f();\n", "src/kernel.cpp": "int f() { return 1; }\n",
+             **(extra or {})}
+    root = kernel(tmp_path, files)
+    if binding_name != "torch_binding.cpp":
+        (root / "torch-ext" / "torch_binding.cpp").unlink()
+        toml = (root / "build.toml").read_text().replace("torch-ext/torch_binding.cpp", f"torch-ext/{binding_name}")
+        (root / "build.toml").write_text(toml)
+    return ops_name_at_link(load_config(root))
+
+
+def test_registration_only_bindings_take_the_namespace_at_link_time(tmp_path):
+    assert at_link(tmp_path, REGISTRATION)
+    config = load_config(tmp_path / "scan")
+    assert "set(KB_OPS_NAME_AT_LINK [[ON]])" in kernel_description(config, unique_id="abc", source_dir_rel=".").splitlines()
+
+
+@pytest.mark.parametrize("binding,extra,why", [
+    (REGISTRATION + 'const char *name = KB_STR(TORCH_EXTENSION_NAME);\n', None, "another use"),
+    (REGISTRATION + "REGISTER_EXTENSION(TORCH_EXTENSION_NAME)\n", None, "two module inits"),
+    (REGISTRATION.replace("REGISTER_EXTENSION(TORCH_EXTENSION_NAME)\n", ""), None, "no module init"),
+    ("#undef TORCH_LIBRARY_EXPAND\n" + REGISTRATION, None, "a macro redefined"),
+    (REGISTRATION + 'const char *r = R"(x)";\n', None, "a raw string"),
+    (REGISTRATION.replace('#include "torch_binding.h"', '#include "ns.h"'), {"torch-ext/ns.h": "#define NS TORCH_EXTENSION_NAME\n"},
+     "a reached header that uses it"),
+    (REGISTRATION.replace("TORCH_LIBRARY_EXPAND(", "STABLE_TORCH_LIBRARY_EXPAND("), None, "the stable ABI's macros"),
+])
+def test_any_other_use_keeps_the_id_on_the_bindings(tmp_path, binding, extra, why):
+    assert not at_link(tmp_path, binding, extra), why
+
+
+def test_a_cuda_binding_keeps_the_id(tmp_path):
+    assert not at_link(tmp_path, REGISTRATION, binding_name="torch_binding.cu")

@@ -10,6 +10,7 @@ What ran is read from ninja's lines in the build log ("Building CXX object ...")
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -118,20 +119,33 @@ __all__ = ["scale"]
 """
 
 
-def part_source(k: int, factor: int | None = None) -> str:
-    extra_include = '#include "namespace.h"' if k == 5 else ""
-    extra = "const char *part5_namespace() { return MULTI_NAMESPACE; }\n" if k == 5 else ""
+def part_source(k: int, factor: int | None = None, *, plain: bool = False) -> str:
+    """part<k>.cpp; part5 names the namespace (through namespace.h) unless `plain`."""
+    uses_id = k == 5 and not plain
+    extra_include = '#include "namespace.h"' if uses_id else ""
+    extra = "const char *part5_namespace() { return MULTI_NAMESPACE; }\n" if uses_id else ""
+    if k == 5 and plain:
+        extra = 'const char *part5_namespace() { return ""; }\n'
     return PART.format(k=k, factor=factor if factor is not None else k, extra_include=extra_include, extra=extra)
 
 
-def write_kernel(root: Path) -> Path:
+# The common binding: TORCH_EXTENSION_NAME only as the registration macros' first argument.
+PLAIN_BINDING = BINDING.replace("""  // part5.cpp knows the namespace only through namespace.h: it must be this build's.
+  TORCH_CHECK(std::strcmp(part5_namespace(), KB_STR(TORCH_EXTENSION_NAME)) == 0,
+              "part5.cpp was compiled for namespace ", part5_namespace());
+""", "")
+
+
+def write_kernel(root: Path, *, plain: bool = False) -> Path:
+    """The six-TU kernel. `plain`: no source but the registration names the namespace, so the
+    bindings take it at link time (registration.h) and no kernel source needs it."""
     files = {
         "build.toml": BUILD_TOML,
-        "torch-ext/torch_binding.cpp": BINDING,
+        "torch-ext/torch_binding.cpp": PLAIN_BINDING if plain else BINDING,
         "torch-ext/multi/__init__.py": INIT,
         "multi_cpu/parts.h": PARTS_H,
         "multi_cpu/namespace.h": NAMESPACE_H,
-        **{f"multi_cpu/part{k}.cpp": part_source(k) for k in range(1, 6)},
+        **{f"multi_cpu/part{k}.cpp": part_source(k, plain=plain) for k in range(1, 6)},
     }
     for rel, text in files.items():
         path = root / rel
@@ -167,6 +181,47 @@ def git(kernel: Path, *args: str) -> None:
 
 
 ID_SOURCES = ["part5.cpp", "torch_binding.cpp"]  # the binding, and part5 through namespace.h
+STUB = "kb-ops-name.cpp"  # the id's only user when the bindings take it at link time
+
+
+def load_and_scale(kernel: Path) -> str:
+    """multi.scale(x, k)[1] for k = 1, 2, 3, 5, through the real `kernels`, and the ops module."""
+    check = subprocess.run([sys.executable, "-c", f"""
+from pathlib import Path
+import torch, kernels
+multi = kernels.get_local_kernel(Path({str(kernel)!r}))
+x = torch.arange(4, dtype=torch.float32)
+print([multi.scale(x, k).tolist()[1] for k in (1, 2, 3, 5)], multi.ops.__name__)
+"""], capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0, check.stderr
+    return check.stdout.strip()
+
+
+def test_registration_only_bindings_take_the_id_at_link_time_so_an_edit_recompiles_one_tu(tmp_path):
+    kernel = write_kernel(tmp_path / "multi", plain=True)
+    first = build(kernel, "--no-import-check")
+    assert first == sorted(["glibc_shim.c", STUB, *[f"part{k}.cpp" for k in range(1, 6)], "torch_binding.cpp"])
+
+    # Outside git every edit is a new id: the edited source recompiles, and the 20-line stub that
+    # holds the id; not the binding (it includes torch's library.h: seconds of compiling).
+    (kernel / "multi_cpu" / "part2.cpp").write_text(part_source(2, factor=20, plain=True))
+    assert build(kernel) == sorted(["part2.cpp", STUB])
+    (kernel / "torch-ext" / "multi" / "__init__.py").write_text(INIT + "\n# edited\n")
+    assert build(kernel) == [STUB]
+    scaled, namespace = load_and_scale(kernel).rsplit(" ", 1)
+    assert scaled == "[1.0, 20.0, 3.0, 5.0]"
+    assert namespace == "torch.ops." + json.loads(next((kernel / "build").glob("*/metadata.json")).read_text())["id"]
+
+    # In git, the first edit after a commit (the id gains `_dirty`) is one source and the stub too.
+    git(kernel, "init", "-q")
+    git(kernel, "add", ".")
+    git(kernel, "commit", "-q", "-m", "multi")
+    assert build(kernel) == [STUB]
+    (kernel / "multi_cpu" / "part3.cpp").write_text(part_source(3, factor=30, plain=True))
+    assert build(kernel) == sorted(["part3.cpp", STUB])
+    (kernel / "multi_cpu" / "part3.cpp").write_text(part_source(3, factor=31, plain=True))
+    assert build(kernel) == ["part3.cpp"]
+    assert load_and_scale(kernel).startswith("[1.0, 20.0, 31.0, 5.0]")
 
 
 def test_edit_outside_git_recompiles_the_edited_source_and_those_that_see_the_id(tmp_path):
@@ -206,12 +261,4 @@ def test_edit_in_git_recompiles_one_source(tmp_path):
     assert build(kernel, "--no-import-check") == ["part1.cpp"]
 
     # The variant holds every edit (loaded through the real `kernels`).
-    check = subprocess.run([sys.executable, "-c", f"""
-from pathlib import Path
-import torch, kernels
-multi = kernels.get_local_kernel(Path({str(kernel)!r}))
-x = torch.arange(4, dtype=torch.float32)
-print([multi.scale(x, k).tolist()[1] for k in (1, 3, 5)])
-"""], capture_output=True, text=True, timeout=300)
-    assert check.returncode == 0, check.stderr
-    assert check.stdout.strip() == "[11.0, 31.0, 5.0]"
+    assert load_and_scale(kernel).startswith("[11.0, 2.0, 31.0, 5.0]")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..config.model import BuildConfig
 from ..standalone.cmakedata import set_command
-from .idsources import id_sources
+from .idsources import id_sources, ops_name_at_link
 
 SECTION_LISTS = ("SOURCES", "INCLUDES", "CXX_FLAGS", "CUDA_FLAGS", "CAPABILITIES", "ROCM_ARCHS", "HIP_FLAGS", "SYCL_FLAGS", "DEPENDS")
 HEADER = """\
@@ -53,6 +53,8 @@ def kernel_description(config: BuildConfig, *, unique_id: str, source_dir_rel: s
         set_command("KB_STABLE_ABI_VERSIONS", list(stable.values())),
         # Kernel sources compiled with TORCH_EXTENSION_NAME besides the bindings (render/idsources.py).
         set_command("KB_ID_SOURCES", id_sources(config)),
+        # Whether the bindings take the namespace at link time, from torch-ext/kb-ops-name.cpp.
+        set_command("KB_OPS_NAME_AT_LINK", "ON" if ops_name_at_link(config) else "OFF"),
     ]
     framework_lists = {key: () for key in SECTION_LISTS} | {"SOURCES": fw.src, "INCLUDES": fw.include, "CXX_FLAGS": fw.cxx_flags}
     sections = [_section(0, "framework", fw.kind, "", framework_lists)]

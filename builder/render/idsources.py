@@ -6,6 +6,14 @@ recompile them all; it is given instead to the framework's binding sources and t
 sources that may use it. A kernel source may use it when the macro's name appears, outside
 comments, in the source or in any file the source may include from the kernel's folders.
 
+The bindings themselves usually name the id only to register ops and the module:
+`TORCH_LIBRARY_EXPAND(TORCH_EXTENSION_NAME, m)`, `TORCH_LIBRARY_IMPL_EXPAND(TORCH_EXTENSION_NAME,
+CUDA, m)` and `REGISTER_EXTENSION(TORCH_EXTENSION_NAME)`. When every use in every binding (and in
+the kernel headers they reach) is one of those, the id is given at link time instead
+(`ops_name_at_link`): registration.h's macros read the namespace from one small generated
+translation unit (torch-ext/kb-ops-name.cpp), the only one compiled with the id, so a new id
+recompiles that stub (no includes, a few milliseconds) and not the bindings.
+
 The scan errs on the side of giving the id: an `#include` whose file name is a macro, a raw
 string literal (which the comment stripper does not parse) or more files than MAX_FILES all
 count as a use. An `#include` found nowhere under the kernel's folders is a system or
@@ -44,6 +52,18 @@ class _Scan:
 
     uses_macro: bool
     includes: list[tuple[str, str]] = field(default_factory=list)  # (kind '<' or '"', name)
+    # Whether every use of the macro is a registration macro's first argument (see above).
+    registration_only: bool = False
+    module_inits: int = 0  # REGISTER_EXTENSION( occurrences
+
+
+# The registration macros of registration.h whose first argument may be the id at link time.
+_LINK_TIME_USE = re.compile(rb"\b(?:TORCH_LIBRARY_EXPAND|TORCH_LIBRARY_IMPL_EXPAND|REGISTER_EXTENSION)\s*\(\s*TORCH_EXTENSION_NAME\s*[,)]")
+_REGISTER_EXTENSION = re.compile(rb"\bREGISTER_EXTENSION\s*\(")
+# Redefining any of the names involved makes the uses mean something else.
+_REDEFINES = re.compile(rb"^[ \t]*#[ \t]*(?:define|undef)[ \t]+(?:TORCH_EXTENSION_NAME|TORCH_LIBRARY_EXPAND|TORCH_LIBRARY_IMPL_EXPAND|"
+                        rb"REGISTER_EXTENSION|KB_OPS_NAME_AT_LINK)\b", re.MULTILINE)
+LINK_TIME_BINDING_EXTENSIONS = frozenset({"cpp", "cc", "cxx"})
 
 
 def scan_text(text: bytes) -> _Scan:
@@ -51,6 +71,9 @@ def scan_text(text: bytes) -> _Scan:
     if _RAW_STRING.search(text):
         return _Scan(uses_macro=True)
     code = strip_comments(text)
+    uses = len(MACRO.findall(code))
+    registration_only = uses == len(_LINK_TIME_USE.findall(code)) and not _REDEFINES.search(code)
+    module_inits = len(_REGISTER_EXTENSION.findall(code))
     includes: list[tuple[str, str]] = []
     for match in _INCLUDE.finditer(code):
         name = _INCLUDE_NAME.match(match.group(1))
@@ -58,7 +81,7 @@ def scan_text(text: bytes) -> _Scan:
             return _Scan(uses_macro=True)
         quoted = name.group(1) is not None
         includes.append(('"' if quoted else "<", (name.group(1) or name.group(2)).decode(errors="replace").strip()))
-    return _Scan(uses_macro=bool(MACRO.search(code)), includes=includes)
+    return _Scan(uses_macro=uses > 0, includes=includes, registration_only=registration_only, module_inits=module_inits)
 
 
 class IdUseScanner:
@@ -87,33 +110,63 @@ class IdUseScanner:
                 found.append(candidate.resolve())
         return found
 
-    def uses_id(self, source: Path) -> bool:
-        """Whether `source`, or a file it may include from the kernel's folders, names the macro."""
-        pending, seen = [source.resolve()], set()
+    def reached(self, source: Path) -> list[_Scan] | None:
+        """The scans of `source` and of every file it may include from the kernel's folders
+        (None when there are too many to follow)."""
+        pending, seen, scans = [source.resolve()], set(), []
         while pending:
             path = pending.pop()
             if path in seen:
                 continue
             seen.add(path)
             if len(self._scans) > MAX_FILES:
-                return True
+                return None
             scan = self._scan(path)
-            if scan.uses_macro:
-                return True
+            scans.append(scan)
             for kind, name in scan.includes:
                 pending += self._candidates(path, kind, name)
-        return False
+        return scans
+
+    def uses_id(self, source: Path) -> bool:
+        """Whether `source`, or a file it may include from the kernel's folders, names the macro."""
+        scans = self.reached(source)
+        return scans is None or any(scan.uses_macro for scan in scans)
+
+
+def _scanner(config: BuildConfig) -> IdUseScanner:
+    root = config.root
+    folders = [root / entry for entry in (*config.framework.include, *(i for k in config.kernels for i in k.include))]
+    include_dirs = [root, root / config.framework.python_root, *(f for f in folders if f.is_dir())]
+    return IdUseScanner(root, include_dirs)
+
+
+def ops_name_at_link(config: BuildConfig) -> bool:
+    """Whether the bindings can get the ops namespace at link time (see the module docstring):
+    C++ bindings ([torch] src) that, with the kernel headers they reach, use the macro only as
+    the first argument of the registration macros, and define the module exactly once."""
+    scanner = _scanner(config)
+    module_inits = 0
+    for entry in config.framework.src:
+        extension = entry.rsplit(".", 1)[-1].lower()
+        if extension in HEADER_EXTENSIONS:
+            continue
+        if extension not in LINK_TIME_BINDING_EXTENSIONS:
+            return False
+        scans = scanner.reached(config.root / entry)
+        if scans is None or not all(scan.registration_only for scan in scans):
+            return False
+        module_inits += sum(scan.module_inits for scan in scans)
+    return module_inits == 1
 
 
 def id_sources(config: BuildConfig) -> list[str]:
     """The [kernel.*] sources (as build.toml lists them) that must be compiled with the id.
 
-    The framework's binding sources ([torch] src) always get it and are not listed.
+    The framework's binding sources ([torch] src) get it too unless it is given at link time
+    (ops_name_at_link); they are not listed.
     """
     root = config.root
-    folders = [root / entry for entry in (*config.framework.include, *(i for k in config.kernels for i in k.include))]
-    include_dirs = [root, root / config.framework.python_root, *(f for f in folders if f.is_dir())]
-    scanner = IdUseScanner(root, include_dirs)
+    scanner = _scanner(config)
     result = []
     for kernel in config.kernels:
         for entry in kernel.src:

@@ -41,6 +41,7 @@ def _static_files() -> dict[str, bytes]:
             if entry.is_file() and not entry.name.endswith(".j2"):
                 files[f"{folder}/{entry.name}"] = entry.read_bytes()
     files["torch-ext/registration.h"] = root.joinpath("registration.h").read_bytes()
+    files["torch-ext/kb-ops-name.cpp"] = root.joinpath("kb-ops-name.cpp").read_bytes()
     standalone = resources.files("kernel_builder.standalone")
     for name in STANDALONE_MODULES:
         files[f"cmake/kbtools/{name}"] = standalone.joinpath(name).read_bytes()

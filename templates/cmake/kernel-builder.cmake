@@ -299,6 +299,19 @@ function(kb_add_sections target)
   endforeach()
 endfunction()
 
+# kb_add_ops_name(<target>): when the bindings take the ops namespace at link time
+# (KB_OPS_NAME_AT_LINK, see registration.h), the stub that defines it and PyInit_<namespace>:
+# the only translation unit compiled with TORCH_EXTENSION_NAME besides KB_ID_SOURCES.
+function(kb_add_ops_name target)
+  if(NOT KB_OPS_NAME_AT_LINK)
+    return()
+  endif()
+  set(_stub "${KB_GENERATED_DIR}/torch-ext/kb-ops-name.cpp")
+  target_sources(${target} PRIVATE "${_stub}")
+  get_target_property(_ops_name ${target} OUTPUT_NAME)
+  set_property(SOURCE "${_stub}" APPEND PROPERTY COMPILE_DEFINITIONS "TORCH_EXTENSION_NAME=${_ops_name}")
+endfunction()
+
 # kb_add_section(<target> <prefix>): one source section, described by the variables
 # <prefix>_NAME, _KIND, _SOURCES, _INCLUDES, _CXX_FLAGS, _CUDA_FLAGS, _CAPABILITIES,
 # _CUDA_MINVER, _ROCM_ARCHS, _HIP_FLAGS, _SYCL_FLAGS and _DEPENDS, with per-file flags:
@@ -357,7 +370,10 @@ function(kb_add_section target prefix)
       continue()
     endif()
     target_sources(${target} PRIVATE "${_path}")
-    if(${prefix}_KIND STREQUAL "framework" OR _src IN_LIST KB_ID_SOURCES)
+    if(${prefix}_KIND STREQUAL "framework" AND KB_OPS_NAME_AT_LINK)
+      # The bindings take the namespace from kb-ops-name.cpp (kb_add_ops_name).
+      set_property(SOURCE "${_path}" APPEND PROPERTY COMPILE_DEFINITIONS KB_OPS_NAME_AT_LINK=1)
+    elseif(${prefix}_KIND STREQUAL "framework" OR _src IN_LIST KB_ID_SOURCES)
       get_target_property(_ops_name ${target} OUTPUT_NAME)
       set_property(SOURCE "${_path}" APPEND PROPERTY COMPILE_DEFINITIONS "TORCH_EXTENSION_NAME=${_ops_name}")
     endif()
