@@ -106,3 +106,21 @@ def test_verify_reports_every_difference():
     assert problems[1].startswith("build/torch-cpu/a.py: the Hub holds different content")
     assert problems[2] == "build/torch-rocm/a.py: still on the Hub but not part of the upload"
     assert problems[3] == "README.md on main does not hold the card"
+
+
+def test_the_upload_record_withdraws_only_what_this_folder_uploaded(tmp_path):
+    from kernel_builder.hub.record import record_key, record_path, remember_upload, withdrawn_variants
+
+    key = record_key("http://127.0.0.1:1/", "kernel", "o/k", "v1")
+    other = record_key("http://127.0.0.1:1", "kernel", "o/k", "v2")
+    assert withdrawn_variants(tmp_path, key, {"a"}) == ()  # no record: nothing is withdrawn
+    remember_upload(tmp_path, key, {"a", "b"}, ())
+    remember_upload(tmp_path, other, {"c"}, ())
+    assert withdrawn_variants(tmp_path, key, {"a"}) == ("b",)
+    assert withdrawn_variants(tmp_path, other, set()) == ("c",)
+    remember_upload(tmp_path, key, {"a"}, ("b",))
+    assert withdrawn_variants(tmp_path, key, {"a"}) == ()
+    record_path(tmp_path).write_text("{not json")
+    assert withdrawn_variants(tmp_path, key, set()) == ()  # an unreadable record withdraws nothing
+    remember_upload(tmp_path, key, {"a"}, ())
+    assert withdrawn_variants(tmp_path, key, set()) == ("a",)

@@ -86,21 +86,46 @@ def test_a_file_removed_from_a_variant_is_deleted_and_nothing_else(on_hub, kerne
     assert after == local_tree(kernel)
 
 
-def test_removed_variant_is_kept_by_default_and_deleted_with_prune(on_hub, kernel):
+def test_a_variant_removed_here_is_deleted_one_never_uploaded_from_here_is_kept(on_hub, kernel, tmp_path):
     ok(upload(kernel))
     before = published(on_hub, RMS_REPO, "v1")
     cuda_files = {p for p in before if p.startswith("build/torch-cuda/")}
     assert cuda_files
-    shutil.rmtree(kernel / "build" / "torch-cuda")
 
-    # Upstream's rule on an existing branch: other variants may come from another machine.
-    result = ok(upload(kernel))
+    # Another folder (another machine, a fresh clone) without torch-cuda: upstream's rule on an
+    # existing branch keeps it, since this folder never uploaded it.
+    elsewhere = fresh_copy(kernel, tmp_path / "elsewhere")
+    shutil.rmtree(elsewhere / "build" / ".kernel-builder", ignore_errors=True)
+    shutil.rmtree(elsewhere / "build" / "torch-cuda")
+    result = ok(upload(elsewhere))
     assert published(on_hub, RMS_REPO, "v1") == before
     assert "no changes" in result.stdout
 
-    ok(upload(kernel, "--prune"))
+    # The folder that uploaded it no longer holds it: the variant was withdrawn.
+    shutil.rmtree(kernel / "build" / "torch-cuda")
+    dry = ok(upload(kernel, "--dry-run"))
+    assert "every file under build/torch-cuda/ (uploaded from this folder before, no longer in it)" in dry.stdout
+    report_path = tmp_path / "report.json"
+    ok(upload(kernel, "--output-json", report_path))
     after = published(on_hub, RMS_REPO, "v1")
     assert set(before) - set(after) == cuda_files, "exactly the removed variant's files are deleted"
+    assert all(after[p] == before[p] for p in after)
+    report = json.loads(report_path.read_text())
+    assert report["withdrawn"] == ["torch-cuda"] and sorted(report["deleted"]) == sorted(cuda_files)
+    ok(upload(kernel))  # and it is withdrawn once: nothing left to delete
+    assert published(on_hub, RMS_REPO, "v1") == after
+
+
+def test_prune_deletes_every_variant_not_uploaded(on_hub, kernel, tmp_path):
+    ok(upload(kernel))
+    before = published(on_hub, RMS_REPO, "v1")
+    cuda_files = {p for p in before if p.startswith("build/torch-cuda/")}
+    elsewhere = fresh_copy(kernel, tmp_path / "elsewhere")
+    shutil.rmtree(elsewhere / "build" / ".kernel-builder", ignore_errors=True)
+    shutil.rmtree(elsewhere / "build" / "torch-cuda")
+    ok(upload(elsewhere, "--prune"))
+    after = published(on_hub, RMS_REPO, "v1")
+    assert set(before) - set(after) == cuda_files
     assert all(after[p] == before[p] for p in after)
 
 

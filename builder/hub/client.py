@@ -88,12 +88,19 @@ def _install_timeouts(limit: float) -> None:
     set_client_factory(make_client)
 
 
+def hub_endpoint() -> str:
+    """The Hub uploads go to: HF_ENDPOINT (read now, not at import), else huggingface_hub's default."""
+    from huggingface_hub import constants
+
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+
+
 def hub_api():
     """An `HfApi` for the Hub at HF_ENDPOINT (read now, not at import) with bounded timeouts."""
     from huggingface_hub import HfApi
 
     _install_timeouts(timeout_s())
-    return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, library_name="kernel-builder", library_version=__version__)
+    return HfApi(endpoint=hub_endpoint(), library_name="kernel-builder", library_version=__version__)
 
 
 def endpoint_of(api) -> str:

@@ -7,8 +7,10 @@
 - deletes, on a **new** branch (it starts as a copy of main): every `build/…` and
   `benchmarks/…` file that is not part of the upload;
 - deletes, on an **existing** branch: files under `build/<variant>/` of the *uploaded*
-  variants that are no longer there, and stale top-level `benchmarks/benchmark*.py`; other
-  variants on the branch are kept (they may come from another machine), unless `prune`;
+  variants that are no longer there, every file of the *withdrawn* variants (this folder
+  uploaded them before and no longer holds them, see record.py), and stale top-level
+  `benchmarks/benchmark*.py`; other variants on the branch are kept (they may come from
+  another machine), unless `prune`;
 - README.md on main from the filled card, when it differs.
 
 Operations go in commits of at most 1000 (additions first, so an interrupted multi-commit
@@ -64,6 +66,7 @@ class UploadPlan:
     unchanged: tuple[str, ...]
     readme: LocalFile | None  # to commit on main (None: no change or no card)
     prune: bool = False
+    withdrawn: tuple[str, ...] = ()
 
     @property
     def upload_bytes(self) -> int:
@@ -95,7 +98,9 @@ def _is_top_level_benchmark(path: str) -> bool:
 
 
 def _owned_by_upload(path: str, variants: tuple[str, ...], new_branch: bool, prune: bool) -> bool:
-    """Whether the upload decides about this remote path (so that it is deleted when not uploaded)."""
+    """Whether the upload decides about this remote path (so that it is deleted when not uploaded).
+
+    `variants`: the uploaded ones and the withdrawn ones."""
     if new_branch:
         return path.startswith(PUBLISHED_PREFIXES)
     if _is_top_level_benchmark(path):
@@ -116,11 +121,12 @@ def plan_upload(source: UploadSource, remote: RemoteState, *, prune: bool = Fals
             unchanged.append(path)
         else:
             adds.append(local)
-    deletes = sorted(p for p in remote.files if p not in uploading and _owned_by_upload(p, source.variants, new_branch, prune))
+    owned = (*source.variants, *source.withdrawn)
+    deletes = sorted(p for p in remote.files if p not in uploading and _owned_by_upload(p, owned, new_branch, prune))
     readme = source.card
     if readme is not None and remote.readme is not None and same_content(readme, remote.readme):
         readme = None
-    return UploadPlan(source.repo_id, source.branch, new_branch, tuple(adds), tuple(deletes), tuple(unchanged), readme, prune)
+    return UploadPlan(source.repo_id, source.branch, new_branch, tuple(adds), tuple(deletes), tuple(unchanged), readme, prune, source.withdrawn)
 
 
 def verify(source: UploadSource, plan: UploadPlan, after: dict[str, RemoteFile], readme_after: RemoteFile | None) -> list[str]:
@@ -134,7 +140,7 @@ def verify(source: UploadSource, plan: UploadPlan, after: dict[str, RemoteFile],
         elif not same_content(local, remote):
             problems.append(f"{path}: the Hub holds different content ({remote.size} bytes, {remote.sha256 or remote.git_oid})")
     for path in sorted(after):
-        if path not in uploading and _owned_by_upload(path, source.variants, plan.new_branch, plan.prune):
+        if path not in uploading and _owned_by_upload(path, (*source.variants, *plan.withdrawn), plan.new_branch, plan.prune):
             problems.append(f"{path}: still on the Hub but not part of the upload")
     if source.card is not None and (readme_after is None or not same_content(source.card, readme_after)):
         problems.append("README.md on main does not hold the card")
@@ -159,6 +165,9 @@ def dry_run_report(source: UploadSource, *, repo_type: str, prune: bool) -> dict
             f"on a new branch: every build/ and benchmarks/ file not listed here; on an existing branch: files under "
             f"{', '.join(f'build/{v}/' for v in source.variants)} that are not listed here, and stale benchmarks/benchmark*.py"
         )
+        if source.withdrawn:
+            deletion_rule += (f"; and every file under {', '.join(f'build/{v}/' for v in source.withdrawn)} "
+                              "(uploaded from this folder before, no longer in it)")
     return {
         "status": "dry_run",
         "repo_id": source.repo_id,
@@ -166,6 +175,7 @@ def dry_run_report(source: UploadSource, *, repo_type: str, prune: bool) -> dict
         "branch": source.branch,
         "version": source.version,
         "variants": list(source.variants),
+        "withdrawn": list(source.withdrawn),
         "adds": [{"path": f.path_in_repo, "size": f.size, "sha256": f.sha256} for f in source.branch_files],
         "main": [{"path": source.card.path_in_repo, "size": source.card.size, "sha256": source.card.sha256}] if source.card else [],
         "deletes": deletion_rule,

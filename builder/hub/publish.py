@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -10,7 +11,9 @@ from typing import Callable
 
 from ..errors import CheckError, UsageError
 from .plan import dry_run_report, format_dry_run, format_size
+from .client import hub_endpoint
 from .progress import UploadProgress
+from .record import record_key, remember_upload, withdrawn_variants
 from .source import collect_source
 from .upload import UploadOptions, upload
 
@@ -40,6 +43,10 @@ def _write_json(path: Path, report: dict) -> None:
 def publish(kernel_dir: Path, settings: PublishSettings, *, only: set[str] | None = None, echo: Callable[[str], None] = print) -> dict:
     """Upload the built variants of KERNEL_DIR (or print the plan with dry_run); returns the report."""
     source = collect_source(kernel_dir, repo_id=settings.repo_id, branch=settings.branch, only=only)
+    # Variants this folder uploaded to the branch before and no longer holds (hub/record.py).
+    key = record_key(hub_endpoint(), settings.repo_type, source.repo_id, source.branch)
+    if source.base is not None:
+        source = dataclasses.replace(source, withdrawn=withdrawn_variants(source.base, key, set(source.present)))
     if settings.dry_run:
         for warning in source.warnings:
             log.warning(warning)
@@ -48,6 +55,12 @@ def publish(kernel_dir: Path, settings: PublishSettings, *, only: set[str] | Non
     else:
         options = UploadOptions(repo_type=settings.repo_type, private=settings.private, create_pr=settings.create_pr, prune=settings.prune)
         result = upload(source, options, UploadProgress(quiet=settings.quiet))
+        if result.status != "pull_request_created" and source.base is not None:
+            try:
+                remember_upload(source.base, key, set(source.variants), source.withdrawn)
+            except OSError as exc:  # the upload itself is done; only the record is missing
+                log.warning("could not record this upload in %s (%s): a variant removed later is not deleted on the Hub "
+                            "without --prune", source.base / ".kernel-builder", exc.strerror or exc)
         report = result.to_json()
         if result.status == "no_changes":
             echo(f"no changes: {result.repo_id}@{result.branch} already holds this upload ({result.url})")

@@ -47,6 +47,9 @@ class UploadSource:
     branch_files: tuple[LocalFile, ...]  # build/<variant>/… and benchmarks/benchmark*.py
     card: LocalFile | None  # README.md on main
     warnings: tuple[str, ...] = ()
+    base: Path | None = None  # the folder holding the variants (build/)
+    present: tuple[str, ...] = ()  # every variant in it, also those not uploaded now
+    withdrawn: tuple[str, ...] = ()  # uploaded from here before, gone now: deleted (hub/record.py)
 
     @property
     def total_bytes(self) -> int:
@@ -136,6 +139,7 @@ def collect_source(kernel_dir: Path, *, repo_id: str | None = None, branch: str 
     if not kernel_dir.is_dir():
         raise UsageError(f"{kernel_dir}: no such folder")
     base, variants = require_variants(kernel_dir)
+    present = tuple(v.name for v in variants)
     if only is not None:
         variants = [v for v in variants if v.name in only]
         if not variants:
@@ -182,4 +186,4 @@ def collect_source(kernel_dir: Path, *, repo_id: str | None = None, branch: str 
     card = local_file("README.md", card_path) if card_path.is_file() else None
     if card is None:
         warnings.append(f"no {card_path}: the repository keeps its README (run `kernel-builder fill-card` to write one)")
-    return UploadSource(repo_id, branch, version, tuple(v.name for v in variants), tuple(files), card, tuple(warnings))
+    return UploadSource(repo_id, branch, version, tuple(v.name for v in variants), tuple(files), card, tuple(warnings), base, present)

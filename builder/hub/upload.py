@@ -61,6 +61,7 @@ class UploadResult:
             "commits": self.commits,
             "added": [f.path_in_repo for f in self.plan.adds] + (["README.md (main)"] if self.plan.readme else []),
             "deleted": list(self.plan.deletes),
+            "withdrawn": list(self.plan.withdrawn),
             "unchanged": len(self.plan.unchanged),
             "bytes": self.plan.upload_bytes,
         }
