@@ -111,6 +111,8 @@ let
           KERNEL_BUILDER_SOURCE_COMMIT = builderCommit;
           KERNEL_BUILDER_SOURCE_DIRTY = builderDirty;
           PYTHONDONTWRITEBYTECODE = "1";  # no __pycache__ in the variant from its import check
+          # No compiler cache: a ccache on PATH (no sandbox) would feed the build from outside the store.
+          KERNEL_BUILDER_COMPILER_CACHE = "off";
           dontConfigure = true;
           dontFixup = true;  # the variant is checked as built; stripping would change it
           buildPhase = ''

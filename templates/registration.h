@@ -18,6 +18,12 @@
 // a new id (every edit outside git) recompiles that stub instead of the bindings. The macros
 // register exactly as TORCH_LIBRARY/TORCH_LIBRARY_IMPL do, with the namespace read at run time.
 extern "C" __attribute__((visibility("hidden"))) const char kb_ops_namespace[];
+// The build defines TORCH_EXTENSION_NAME as kb_ops_name_at_link here: a registration with any
+// other first argument would silently move to this build's namespace, so it does not compile
+// ("'<name>__ops_namespace_must_be_TORCH_EXTENSION_NAME' was not declared").
+constexpr bool kb_ops_name_at_link__ops_namespace_must_be_TORCH_EXTENSION_NAME = true;
+#define KB_REQUIRE_OPS_NAMESPACE(NAME) \
+  static_assert(KB_PASTE(NAME, __ops_namespace_must_be_TORCH_EXTENSION_NAME), "")
 
 #define KB_LIBRARY_(KIND, KEY, MODULE, UID)                                                    \
   static void KB_PASTE(kb_library_init_, UID)(torch::Library&);                               \
@@ -28,8 +34,11 @@ extern "C" __attribute__((visibility("hidden"))) const char kb_ops_namespace[];
 // One more expansion, so that __COUNTER__ becomes one number used three times.
 #define KB_LIBRARY(KIND, KEY, MODULE, UID) KB_LIBRARY_(KIND, KEY, MODULE, UID)
 
-#define TORCH_LIBRARY_EXPAND(NAME, MODULE) KB_LIBRARY(DEF, {}, MODULE, __COUNTER__)
+#define TORCH_LIBRARY_EXPAND(NAME, MODULE) \
+  KB_REQUIRE_OPS_NAMESPACE(NAME);          \
+  KB_LIBRARY(DEF, {}, MODULE, __COUNTER__)
 #define TORCH_LIBRARY_IMPL_EXPAND(NAME, DEVICE, MODULE) \
+  KB_REQUIRE_OPS_NAMESPACE(NAME);                       \
   KB_LIBRARY(IMPL, c10::DispatchKey::DEVICE, MODULE, __COUNTER__)
 #else
 #define TORCH_LIBRARY_EXPAND(NAME, MODULE) TORCH_LIBRARY(NAME, MODULE)
@@ -45,6 +54,7 @@ extern "C" __attribute__((visibility("hidden"))) const char kb_ops_namespace[];
 #if defined(KB_OPS_NAME_AT_LINK)
 // PyInit_<namespace> is in kb-ops-name.cpp and calls this.
 #define REGISTER_EXTENSION(NAME)                                                    \
+  KB_REQUIRE_OPS_NAMESPACE(NAME);                                                   \
   extern "C" __attribute__((visibility("hidden"))) PyObject* kb_create_module(void) { \
     static struct PyModuleDef kb_module = {PyModuleDef_HEAD_INIT, kb_ops_namespace, \
                                            NULL, 0, NULL, NULL, NULL, NULL, NULL};  \

@@ -106,6 +106,21 @@ def test_ops_outside_the_unique_namespace_are_refused(foreign_relu):
     assert any(line.startswith(f"debug: {host_variant()}: compile took ") for line in err.splitlines()), err
 
 
+def test_a_hidden_foreign_registration_does_not_compile_when_the_namespace_is_given_at_link(good_relu, tmp_path):
+    # Through an alias the source scan cannot see through, the binding looks registration-only and
+    # takes the namespace at link time; registration.h then refuses another namespace at compile
+    # time rather than moving the ops into this build's.
+    kernel = kernel_with_good_build(good_relu, tmp_path)
+    binding = kernel / "torch-ext" / "torch_binding.cpp"
+    binding.write_text(binding.read_text().replace("TORCH_LIBRARY_EXPAND(TORCH_EXTENSION_NAME, m)",
+                                                   "#define RELU_REGISTER TORCH_LIBRARY_EXPAND\nRELU_REGISTER(relu_ops, m)"))
+    previous = (kernel / "build" / host_variant() / "metadata.json").read_text()
+    result = kb("build", kernel, "--unique-id", "hidden")
+    assert result.returncode == 1, result.stderr
+    assert "relu_ops__ops_namespace_must_be_TORCH_EXTENSION_NAME" in result.stderr and "was not declared" in result.stderr, result.stderr
+    assert (kernel / "build" / host_variant() / "metadata.json").read_text() == previous, "the previous good variant stays"
+
+
 def _clash_of(variant: Path, dest: Path) -> Path:
     """A copy of `variant` under another id, whose library still registers the original's
     namespace: outside its own, and fatal after the original (torch aborts the process when a

@@ -169,7 +169,9 @@ def test_interrupted_build_leaves_no_partial_variant(built_relu, tmp_path):
     shutil.rmtree(kernel / "build" / host_variant())
     # Force a full recompile so the build is still running when we interrupt it.
     shutil.rmtree(kernel / "build" / ".kernel-builder" / "work")
-    process = subprocess.Popen([sys.executable, "-m", "kernel_builder", "build", "--host", str(kernel), "--unique-id", "first"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A warm compiler cache would finish before the interrupt: the compilers must really run.
+    process = subprocess.Popen([sys.executable, "-m", "kernel_builder", "build", "--host", str(kernel), "--unique-id", "first"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "KERNEL_BUILDER_COMPILER_CACHE": "off"})
     import time
 
     deadline = time.monotonic() + 120

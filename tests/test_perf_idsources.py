@@ -133,3 +133,9 @@ def test_any_other_use_keeps_the_id_on_the_bindings(tmp_path, binding, extra, wh
 
 def test_a_cuda_binding_keeps_the_id(tmp_path):
     assert not at_link(tmp_path, REGISTRATION, binding_name="torch_binding.cu")
+
+
+def test_a_registration_in_another_namespace_keeps_the_id(tmp_path):
+    # Taken at link time, TORCH_LIBRARY_EXPAND(other, m) would register in this build's namespace.
+    binding = REGISTRATION.replace("TORCH_LIBRARY_EXPAND(TORCH_EXTENSION_NAME, ops)", "#define OTHER relu_ops\nTORCH_LIBRARY_EXPAND(OTHER, ops)")
+    assert not at_link(tmp_path, binding)

@@ -67,6 +67,8 @@ class BuildEnvironment:
     max_jobs: int | None  # MAX_JOBS: compile jobs per variant
     nvcc_threads: int  # NVCC_THREADS: nvcc threads per job (CMake reads it too)
     cmake_args: tuple[str, ...]  # CMAKE_ARGS: extra CMake arguments, split like a shell
+    # KERNEL_BUILDER_COMPILER_CACHE: "auto" (the first of COMPILER_LAUNCHERS on PATH), "off", or one of them
+    compiler_cache: str = "auto"
 
 
 def build_environment(environ: Mapping[str, str] = os.environ) -> BuildEnvironment:
@@ -84,7 +86,12 @@ def build_environment(environ: Mapping[str, str] = os.environ) -> BuildEnvironme
         cmake_args = tuple(shlex.split(environ.get("CMAKE_ARGS", "")))
     except ValueError as exc:
         raise UsageError(f"CMAKE_ARGS={environ.get('CMAKE_ARGS')!r}: {exc} (it is split like a shell command line)") from None
-    return BuildEnvironment(positive("MAX_JOBS"), positive("NVCC_THREADS") or 1, cmake_args)
+    cache = environ.get("KERNEL_BUILDER_COMPILER_CACHE", "").strip().lower() or "auto"
+    cache = "off" if cache in ("0", "no", "false", "none") else cache
+    if cache not in ("auto", "off", *COMPILER_LAUNCHERS):
+        raise UsageError(f"KERNEL_BUILDER_COMPILER_CACHE={environ.get('KERNEL_BUILDER_COMPILER_CACHE')!r}: expected auto, off, "
+                         + ", ".join(COMPILER_LAUNCHERS))
+    return BuildEnvironment(positive("MAX_JOBS"), positive("NVCC_THREADS") or 1, cmake_args, cache)
 
 
 def parse_cuda_archs(text: str | None) -> tuple[str, ...]:
@@ -292,9 +299,16 @@ COMPILER_LAUNCHERS = ("ccache", "sccache")
 LAUNCHER_BASE_DIR = {"ccache": "CCACHE_BASEDIR", "sccache": "SCCACHE_BASEDIRS"}
 
 
-def compiler_launcher() -> str | None:
-    """The compiler cache on PATH that builds use (docs/performance.md), or None."""
-    return next((name for name in COMPILER_LAUNCHERS if shutil.which(name)), None)
+def compiler_launcher(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The compiler cache on PATH that builds use (docs/performance.md), or None.
+
+    KERNEL_BUILDER_COMPILER_CACHE picks one or turns it off: the Nix engine's builds do, since
+    nothing outside the store may feed a derivation (a cache shared with the host would)."""
+    choice = build_environment(environ).compiler_cache
+    if choice == "off":
+        return None
+    candidates = COMPILER_LAUNCHERS if choice == "auto" else (choice,)
+    return next((name for name in candidates if shutil.which(name, path=environ.get("PATH"))), None)
 
 
 def launcher_environment(launcher: str | None, kernel_root: Path, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
@@ -307,6 +321,13 @@ def launcher_environment(launcher: str | None, kernel_root: Path, environ: Mappi
     """
     variable = LAUNCHER_BASE_DIR.get(launcher or "")
     if variable is None or environ.get(variable):
+        return {}
+    if os.path.realpath(kernel_root) != str(kernel_root):
+        # Through a link (the alias of toolpaths.py, or a linked folder on the way), the
+        # compiles' working folder is the real path while their paths name the link: ccache
+        # would make them relative across the two ("../../../../../../link/src.cpp"), which no
+        # path map covers and which would differ from folder to folder. Absolute paths are
+        # mapped; such a kernel gets cache hits at its own path only.
         return {}
     return {variable: str(kernel_root)}
 

@@ -60,6 +60,8 @@ class _Scan:
 # The registration macros of registration.h whose first argument may be the id at link time.
 _LINK_TIME_USE = re.compile(rb"\b(?:TORCH_LIBRARY_EXPAND|TORCH_LIBRARY_IMPL_EXPAND|REGISTER_EXTENSION)\s*\(\s*TORCH_EXTENSION_NAME\s*[,)]")
 _REGISTER_EXTENSION = re.compile(rb"\bREGISTER_EXTENSION\s*\(")
+# Every call of those macros, whatever its first argument (another namespace must keep its meaning).
+_REGISTRATION_CALL = re.compile(rb"\b(?:TORCH_LIBRARY_EXPAND|TORCH_LIBRARY_IMPL_EXPAND|REGISTER_EXTENSION)\s*\(")
 # Redefining any of the names involved makes the uses mean something else.
 _REDEFINES = re.compile(rb"^[ \t]*#[ \t]*(?:define|undef)[ \t]+(?:TORCH_EXTENSION_NAME|TORCH_LIBRARY_EXPAND|TORCH_LIBRARY_IMPL_EXPAND|"
                         rb"REGISTER_EXTENSION|KB_OPS_NAME_AT_LINK)\b", re.MULTILINE)
@@ -72,7 +74,8 @@ def scan_text(text: bytes) -> _Scan:
         return _Scan(uses_macro=True)
     code = strip_comments(text)
     uses = len(MACRO.findall(code))
-    registration_only = uses == len(_LINK_TIME_USE.findall(code)) and not _REDEFINES.search(code)
+    link_uses = len(_LINK_TIME_USE.findall(code))
+    registration_only = uses == link_uses == len(_REGISTRATION_CALL.findall(code)) and not _REDEFINES.search(code)
     module_inits = len(_REGISTER_EXTENSION.findall(code))
     includes: list[tuple[str, str]] = []
     for match in _INCLUDE.finditer(code):

@@ -185,11 +185,20 @@ function(kb_map_build_paths target)
     list(APPEND _maps "${CUDAToolkit_LIBRARY_ROOT}=/kernel-builder/cuda")
   endif()
   list(APPEND _maps "${CMAKE_SOURCE_DIR}=/kernel-builder/generated" "${CMAKE_BINARY_DIR}=/kernel-builder/build")
+  set(_names "")
   foreach(_map IN LISTS _maps)
     target_compile_options(${target} PRIVATE
       "$<$<COMPILE_LANGUAGE:C,CXX>:-ffile-prefix-map=${_map}>"
       "$<$<COMPILE_LANGUAGE:CUDA>:SHELL:-Xcompiler \"-ffile-prefix-map=${_map}\">")
+    string(REGEX REPLACE "^.*=" "" _name "${_map}")
+    list(APPEND _names "${_name}")
   endforeach()
+  # ccache leaves -ffile-prefix-map out of its key when it has a base folder (4.14 measured), so
+  # objects cached under other names would be reused: the names go into a definition it hashes.
+  list(REMOVE_DUPLICATES _names)
+  string(SHA256 _digest "${_names}")
+  string(SUBSTRING "${_digest}" 0 12 _digest)
+  target_compile_definitions(${target} PRIVATE KB_PATH_MAPS=${_digest})
   if(KB_BACKEND STREQUAL "cuda")
     # The .cu files are added after this call: name them once the whole project is read.
     # (A deferred call's arguments are expanded when it runs; EVAL fixes their values now.)
@@ -372,7 +381,7 @@ function(kb_add_section target prefix)
     target_sources(${target} PRIVATE "${_path}")
     if(${prefix}_KIND STREQUAL "framework" AND KB_OPS_NAME_AT_LINK)
       # The bindings take the namespace from kb-ops-name.cpp (kb_add_ops_name).
-      set_property(SOURCE "${_path}" APPEND PROPERTY COMPILE_DEFINITIONS KB_OPS_NAME_AT_LINK=1)
+      set_property(SOURCE "${_path}" APPEND PROPERTY COMPILE_DEFINITIONS KB_OPS_NAME_AT_LINK=1 TORCH_EXTENSION_NAME=kb_ops_name_at_link)
     elseif(${prefix}_KIND STREQUAL "framework" OR _src IN_LIST KB_ID_SOURCES)
       get_target_property(_ops_name ${target} OUTPUT_NAME)
       set_property(SOURCE "${_path}" APPEND PROPERTY COMPILE_DEFINITIONS "TORCH_EXTENSION_NAME=${_ops_name}")
