@@ -179,3 +179,11 @@ def make_kernel(parent: Path, toml: str | None = VALID_TOML, *, files: tuple[str
     if toml is not None:
         (root / "build.toml").write_text(toml)
     return root
+
+
+def with_default_sigint() -> None:
+    """preexec_fn for a child that is to be interrupted: a shell's background job (nohup, `&`)
+    starts with SIGINT ignored, and Python then installs no KeyboardInterrupt handler."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kbtest_util import REPO
+from kbtest_util import REPO, with_default_sigint
 
 EXAMPLES = REPO / "examples"
 pytestmark = pytest.mark.slow
@@ -171,7 +171,8 @@ def test_interrupted_build_leaves_no_partial_variant(built_relu, tmp_path):
     shutil.rmtree(kernel / "build" / ".kernel-builder" / "work")
     # A warm compiler cache would finish before the interrupt: the compilers must really run.
     process = subprocess.Popen([sys.executable, "-m", "kernel_builder", "build", "--host", str(kernel), "--unique-id", "first"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, "KERNEL_BUILDER_COMPILER_CACHE": "off"})
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "KERNEL_BUILDER_COMPILER_CACHE": "off"},
+                               preexec_fn=with_default_sigint)
     import time
 
     deadline = time.monotonic() + 120

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from kbtest_util import REPO
+from kbtest_util import REPO, with_default_sigint
 from test_nix_matrix import (NIX_MISSING, SYSTEM, builder_provenance, kb_cli, kernel_builder_source, nix_environment, override_args, run_nix,
                              write_kernel_flake)
 
@@ -300,7 +300,7 @@ def test_an_interrupted_nix_build_leaves_no_process_and_no_variant(engine, tmp_p
     shutil.copy2(engine.kernel / "kernel-builder.lock.json", kernel / "kernel-builder.lock.json")
     command = [sys.executable, "-m", "kernel_builder", "build", str(kernel), "--backend", "nix", "--variant", CPU, "--unique-id", "interrupted",
                "--frozen", *engine.overrides]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, **engine.env})
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, **engine.env}, preexec_fn=with_default_sigint)
     seen = []
     for line in process.stderr:  # Nix's messages come through; interrupt once the variant compiles
         seen.append(line)
