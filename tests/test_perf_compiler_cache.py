@@ -29,12 +29,17 @@ def test_the_launcher_gets_the_kernel_folder_as_its_base_unless_the_user_chose_o
     assert launcher_environment(None, Path("/src/relu"), {}) == {}
 
 
-def test_ccache_is_preferred_to_sccache(tmp_path, monkeypatch):
+def fake_launchers_on_path(folder: Path, monkeypatch) -> None:
+    """Executable stand-ins for ccache and sccache, alone on PATH."""
     for name in ("sccache", "ccache"):
-        tool = tmp_path / name
+        tool = folder / name
         tool.write_text("#!/bin/sh\n")
         tool.chmod(0o755)
-    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("PATH", str(folder))
+
+
+def test_ccache_is_preferred_to_sccache(tmp_path, monkeypatch):
+    fake_launchers_on_path(tmp_path, monkeypatch)
     assert compiler_launcher() == "ccache"
     (tmp_path / "ccache").unlink()
     assert compiler_launcher() == "sccache"
@@ -43,11 +48,7 @@ def test_ccache_is_preferred_to_sccache(tmp_path, monkeypatch):
 def test_the_compiler_cache_can_be_chosen_or_turned_off(tmp_path, monkeypatch):
     from kernel_builder.errors import UsageError
 
-    for name in ("sccache", "ccache"):
-        tool = tmp_path / name
-        tool.write_text("#!/bin/sh\n")
-        tool.chmod(0o755)
-    monkeypatch.setenv("PATH", str(tmp_path))
+    fake_launchers_on_path(tmp_path, monkeypatch)
     for value, expected in (("off", None), ("0", None), ("sccache", "sccache"), ("CCACHE", "ccache"), ("auto", "ccache"), ("", "ccache")):
         monkeypatch.setenv("KERNEL_BUILDER_COMPILER_CACHE", value)
         assert compiler_launcher() == expected, value
