@@ -51,20 +51,17 @@ constexpr bool kb_ops_name_at_link__ops_namespace_must_be_TORCH_EXTENSION_NAME =
 // REGISTER_EXTENSION(NAME) defines PyInit_NAME, an empty module, so that the kernel's
 // `from . import NAME` loads the library and runs its static op registrations.
 // Only limited-API (abi3) calls are used.
+#define KB_CREATE_MODULE(NAME_STRING)                                                  \
+  {                                                                                    \
+    static struct PyModuleDef kb_module = {PyModuleDef_HEAD_INIT, NAME_STRING, NULL, 0, \
+                                           NULL, NULL, NULL, NULL, NULL};              \
+    return PyModule_Create(&kb_module);                                                \
+  }
 #if defined(KB_OPS_NAME_AT_LINK)
 // PyInit_<namespace> is in kb-ops-name.cpp and calls this.
-#define REGISTER_EXTENSION(NAME)                                                    \
-  KB_REQUIRE_OPS_NAMESPACE(NAME);                                                   \
-  extern "C" __attribute__((visibility("hidden"))) PyObject* kb_create_module(void) { \
-    static struct PyModuleDef kb_module = {PyModuleDef_HEAD_INIT, kb_ops_namespace, \
-                                           NULL, 0, NULL, NULL, NULL, NULL, NULL};  \
-    return PyModule_Create(&kb_module);                                             \
-  }
+#define REGISTER_EXTENSION(NAME)   \
+  KB_REQUIRE_OPS_NAMESPACE(NAME); \
+  extern "C" __attribute__((visibility("hidden"))) PyObject* kb_create_module(void) KB_CREATE_MODULE(kb_ops_namespace)
 #else
-#define REGISTER_EXTENSION(NAME)                                                   \
-  PyMODINIT_FUNC KB_PASTE(PyInit_, NAME)(void) {                                   \
-    static struct PyModuleDef kb_module = {PyModuleDef_HEAD_INIT, KB_STR(NAME),    \
-                                           NULL, 0, NULL, NULL, NULL, NULL, NULL}; \
-    return PyModule_Create(&kb_module);                                            \
-  }
+#define REGISTER_EXTENSION(NAME) PyMODINIT_FUNC KB_PASTE(PyInit_, NAME)(void) KB_CREATE_MODULE(KB_STR(NAME))
 #endif

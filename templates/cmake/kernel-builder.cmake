@@ -187,9 +187,7 @@ function(kb_map_build_paths target)
   list(APPEND _maps "${CMAKE_SOURCE_DIR}=/kernel-builder/generated" "${CMAKE_BINARY_DIR}=/kernel-builder/build")
   set(_names "")
   foreach(_map IN LISTS _maps)
-    target_compile_options(${target} PRIVATE
-      "$<$<COMPILE_LANGUAGE:C,CXX>:-ffile-prefix-map=${_map}>"
-      "$<$<COMPILE_LANGUAGE:CUDA>:SHELL:-Xcompiler \"-ffile-prefix-map=${_map}\">")
+    _kb_add_prefix_map(${target} "${_map}")
     string(REGEX REPLACE "^.*=" "" _name "${_map}")
     list(APPEND _names "${_name}")
   endforeach()
@@ -230,16 +228,11 @@ function(kb_map_relative_build_paths target)
   if(NOT CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
     return()
   endif()
-  # A relative prefix such as ".." matches every path that starts with it, and GCC applies the
-  # last matching map: the longer (more specific) of the two goes last. (With the generated tree
-  # inside the kernel folder, that is the kernel's "../../..".)
-  set(_short "")
-  set(_long "")
-  foreach(_pair IN ITEMS "${CMAKE_SOURCE_DIR}|/kernel-builder/generated" "${KB_KERNEL_SOURCE_DIR}|/kernel-builder/kernel")
-    string(FIND "${_pair}" "|" _bar REVERSE)
-    string(SUBSTRING "${_pair}" 0 ${_bar} _folder)
-    math(EXPR _bar "${_bar} + 1")
-    string(SUBSTRING "${_pair}" ${_bar} -1 _to)
+  set(_folders "${CMAKE_SOURCE_DIR}" "${KB_KERNEL_SOURCE_DIR}")
+  set(_names /kernel-builder/generated /kernel-builder/kernel)
+  set(_maps "")
+  set(_longest 0)
+  foreach(_folder _to IN ZIP_LISTS _folders _names)
     get_filename_component(_abs "${_folder}" ABSOLUTE)
     file(RELATIVE_PATH _rel "${CMAKE_BINARY_DIR}" "${_abs}")
     string(REGEX REPLACE "/+$" "" _rel "${_rel}")
@@ -247,22 +240,28 @@ function(kb_map_relative_build_paths target)
     if(NOT _rel MATCHES "^\\.\\.(/|$)")
       continue()
     endif()
-    string(LENGTH "${_rel}" _len)
-    if(_long STREQUAL "" OR _len GREATER _long_len)
-      set(_short "${_long}")
-      set(_long "${_rel}=${_to}")
-      set(_long_len ${_len})
+    # A relative prefix such as ".." matches every path that starts with it, and GCC applies
+    # the last matching map: the longer (more specific) goes last. (With the generated tree
+    # inside the kernel folder, that is the kernel's "../../..".)
+    string(LENGTH "${_rel}" _length)
+    if(_length GREATER _longest)
+      list(APPEND _maps "${_rel}=${_to}")
+      set(_longest ${_length})
     else()
-      set(_short "${_rel}=${_to}")
+      list(PREPEND _maps "${_rel}=${_to}")
     endif()
   endforeach()
-  foreach(_map IN ITEMS "${_short}" "${_long}")
-    if(NOT _map STREQUAL "")
-      target_compile_options(${target} PRIVATE
-        "$<$<COMPILE_LANGUAGE:C,CXX>:-ffile-prefix-map=${_map}>"
-        "$<$<COMPILE_LANGUAGE:CUDA>:SHELL:-Xcompiler \"-ffile-prefix-map=${_map}\">")
-    endif()
+  foreach(_map IN LISTS _maps)
+    _kb_add_prefix_map(${target} "${_map}")
   endforeach()
+endfunction()
+
+# _kb_add_prefix_map(<target> <from>=<to>): one path map for the C/C++ compiler and for nvcc (as
+# a separate -Xcompiler argument, which ccache rewrites under its base folder).
+function(_kb_add_prefix_map target map)
+  target_compile_options(${target} PRIVATE
+    "$<$<COMPILE_LANGUAGE:C,CXX>:-ffile-prefix-map=${map}>"
+    "$<$<COMPILE_LANGUAGE:CUDA>:SHELL:-Xcompiler \"-ffile-prefix-map=${map}\">")
 endfunction()
 
 # kb_bracket(<out-var> <value>): <value> as a bracket argument, for CMake code written now and
